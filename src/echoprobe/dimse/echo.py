@@ -1,0 +1,126 @@
+"""C-ECHO request and response (PS3.7 §9.3.5): building the request, checking the response.
+
+Rules (robustness #6, PS3.7 §9.3.5.2):
+- The request is DCMTK's 68-byte command: group length, Affected SOP Class UID, Command Field
+  0030H, Message ID, Command Data Set Type 0101H (no Priority element).
+- A response must be a C-ECHO-RSP (8030H) answering our Message ID, for the Verification SOP
+  class, announcing no data set, and carrying a Status. Command Field and Message ID are
+  checked first, in DCMTK's order, so the same fault gets the same report.
+- The Command Group Length is tolerated when wrong (both DCMTK and pynetdicom tolerate it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from struct import Struct
+
+from echoprobe.dimse.command_set import CommandValue, decode_command, encode_command
+from echoprobe.dimse.fragment import fragment_command
+from echoprobe.errors import DIMSEError, RemoteProtocolError
+from echoprobe.ul.constants import VERIFICATION_SOP_CLASS
+
+C_ECHO_RQ = 0x0030
+C_ECHO_RSP = 0x8030
+NO_DATA_SET = 0x0101
+
+_US = Struct("<H")
+_TEMPLATE = encode_command(
+    {0x0002: VERIFICATION_SOP_CLASS, 0x0100: C_ECHO_RQ, 0x0110: 0, 0x0800: NO_DATA_SET}
+)
+_MSGID_AT = _TEMPLATE.index(b"\x00\x00\x10\x01\x02\x00\x00\x00") + 8
+_PREFIX, _SUFFIX = _TEMPLATE[:_MSGID_AT], _TEMPLATE[_MSGID_AT + 2 :]
+
+
+def echo_request_command(message_id: int) -> bytes:
+    """The 68-byte C-ECHO-RQ command set for `message_id` (1..65535)."""
+    return _PREFIX + _US.pack(message_id & 0xFFFF) + _SUFFIX
+
+
+def echo_request_pdus(message_id: int, context_id: int, max_fragment: int) -> bytes:
+    """The P-DATA-TF bytes carrying one C-ECHO-RQ."""
+    return fragment_command(echo_request_command(message_id), context_id, max_fragment)
+
+
+@dataclass(frozen=True, slots=True)
+class EchoResponse:
+    """A validated C-ECHO-RSP."""
+
+    message_id: int
+    status: int
+    error_comment: str | None
+    elements: dict[int, CommandValue]
+
+    @property
+    def extra_elements(self) -> dict[int, CommandValue]:
+        """Elements beyond the five a C-ECHO-RSP needs (DCMTK dumps them as status detail)."""
+        return {
+            k: v
+            for k, v in self.elements.items()
+            if k not in (0x0000, 0x0002, 0x0100, 0x0120, 0x0800, 0x0900)
+        }
+
+
+def parse_echo_response(command: bytes, message_id: int) -> EchoResponse:
+    """Decode and validate a C-ECHO-RSP command set; raise DIMSEError with a stable `code`."""
+    try:
+        elements = decode_command(command)
+    except RemoteProtocolError as exc:
+        raise DIMSEError(f"malformed command set: {exc}", code="malformed_command") from exc
+    field = elements.get(0x0100)
+    if field != C_ECHO_RSP:
+        shown = f"0x{field:04x}" if isinstance(field, int) else "missing"
+        raise DIMSEError(
+            f"DIMSE: Unexpected Response Command Field: {shown}", code="unexpected_command_field"
+        )
+    answered = elements.get(0x0120)
+    if answered != message_id:
+        shown_id = str(answered) if isinstance(answered, int) else "missing"
+        raise DIMSEError(
+            f"DIMSE: Unexpected Response MsgId: {shown_id} (expected: {message_id})",
+            code="unexpected_message_id",
+        )
+    sop_class = elements.get(0x0002)
+    if sop_class is not None and sop_class != VERIFICATION_SOP_CLASS:
+        raise DIMSEError(f"C-ECHO-RSP for SOP class {sop_class!r}", code="wrong_sop_class")
+    if elements.get(0x0800, NO_DATA_SET) != NO_DATA_SET:
+        raise DIMSEError("C-ECHO-RSP announces a data set", code="data_set_present")
+    status = elements.get(0x0900)
+    if not isinstance(status, int):
+        raise DIMSEError("C-ECHO-RSP without a Status", code="missing_status")
+    comment = elements.get(0x0902)
+    return EchoResponse(
+        message_id=message_id,
+        status=status,
+        error_comment=comment if isinstance(comment, str) else None,
+        elements=elements,
+    )
+
+
+def echo_response_command(
+    message_id: int, status: int = 0x0000, error_comment: str | None = None
+) -> bytes:
+    """A C-ECHO-RSP command set (used by the SCP)."""
+    elements: dict[int, CommandValue] = {
+        0x0002: VERIFICATION_SOP_CLASS,
+        0x0100: C_ECHO_RSP,
+        0x0120: message_id,
+        0x0800: NO_DATA_SET,
+        0x0900: status,
+    }
+    if error_comment:
+        elements[0x0902] = error_comment
+    return encode_command(elements)
+
+
+def parse_echo_request(command: bytes) -> int:
+    """Validate a C-ECHO-RQ command set and return its Message ID (SCP side)."""
+    try:
+        elements = decode_command(command)
+    except RemoteProtocolError as exc:
+        raise DIMSEError(f"malformed command set: {exc}", code="malformed_command") from exc
+    if elements.get(0x0100) != C_ECHO_RQ:
+        raise DIMSEError("not a C-ECHO-RQ", code="unexpected_command_field")
+    msg_id = elements.get(0x0110)
+    if not isinstance(msg_id, int):
+        raise DIMSEError("C-ECHO-RQ without a Message ID", code="missing_message_id")
+    return msg_id

@@ -1,0 +1,272 @@
+"""The whole exception hierarchy of echoprobe.
+
+Rules (one place converts errors at each boundary):
+- bytes from the wire that break PS3.8/PS3.7 raise `RemoteProtocolError` (codec, framer,
+  `ULConnection`, DIMSE decoding); nothing else escapes the pure core.
+- OS, ssl and async errors become `NetworkError` subclasses inside `net/` only.
+- `echo()` raises `ProbeError` subclasses; `probe()` and `sweep()` turn them into records.
+
+Every `ProbeError` knows its stable `outcome` string (see `results.Outcome`) and the phase in
+which it happened, so a failure is classified once, where it is raised.
+"""
+
+from __future__ import annotations
+
+
+class EchoprobeError(Exception):
+    """Base class of every error echoprobe raises on purpose."""
+
+
+class LocalProtocolError(EchoprobeError):
+    """The caller asked the protocol core for something its state does not allow (a bug)."""
+
+
+class RemoteProtocolError(EchoprobeError):
+    """The peer sent bytes that break PS3.8 or PS3.7.
+
+    `offset` is the byte offset inside the PDU (or command set) where decoding stopped,
+    `field` names what was being read, and `abort_reason` is the A-ABORT reason (PS3.8
+    Table 9-26) a provider sends for it: 1 unrecognized PDU, 2 unexpected PDU, 4 unrecognized
+    PDU parameter, 5 unexpected PDU parameter, 6 invalid PDU parameter value.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        field: str | None = None,
+        abort_reason: int = 6,
+        pdu_type: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+        self.field = field
+        self.abort_reason = abort_reason
+        self.pdu_type = pdu_type
+
+    def __str__(self) -> str:
+        where = []
+        if self.field is not None:
+            where.append(f"field {self.field}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return f"{self.message} ({', '.join(where)})" if where else self.message
+
+
+class PDUTooLarge(RemoteProtocolError):
+    """A PDU declared a length above the limit we accept for its type (checked before reading)."""
+
+    def __init__(self, pdu_type: int, length: int, limit: int) -> None:
+        super().__init__(
+            f"PDU type 0x{pdu_type:02x} declares length {length}, limit is {limit}",
+            offset=2,
+            field="pdu_length",
+            abort_reason=6,
+            pdu_type=pdu_type,
+        )
+        self.length = length
+        self.limit = limit
+
+
+# --- probe failures (raised by the network layer and echo(); outcome strings are stable) ---
+
+
+class ProbeError(EchoprobeError):
+    """A probe of one peer failed. `phase` is a `results.Phase` value string."""
+
+    outcome = "internal_error"
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.phase = phase
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NetworkError(ProbeError):
+    """The transport failed: resolution, connection, reset, close, TLS."""
+
+    outcome = "connection_lost"
+
+
+class DNSError(NetworkError):
+    outcome = "dns_error"
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"cannot resolve {host!r}: {reason}", phase="resolve")
+        self.host = host
+        self.reason = reason
+
+
+class ConnectionRefused(NetworkError):
+    outcome = "connection_refused"
+
+
+class ConnectionLost(NetworkError):
+    """The peer closed or reset the connection. `mid_pdu` tells whether a PDU was cut short."""
+
+    outcome = "connection_lost"
+
+    def __init__(self, message: str, *, phase: str, mid_pdu: bool = False) -> None:
+        super().__init__(message, phase=phase)
+        self.mid_pdu = mid_pdu
+
+
+class TLSError(NetworkError):
+    outcome = "tls_error"
+
+
+class TLSVerifyFailed(TLSError):
+    outcome = "tls_verify_failed"
+
+
+class TimeoutError_(ProbeError):
+    """A deadline expired. `timer` says which: the phase's own timeout, the per-read socket
+    timeout, or the association's absolute deadline; `mid_pdu` whether a PDU was half read."""
+
+    outcome = "timeout"
+
+    def __init__(
+        self, message: str, *, phase: str, timer: str = "phase", mid_pdu: bool = False
+    ) -> None:
+        super().__init__(message, phase=phase)
+        self.timer = timer
+        self.mid_pdu = mid_pdu
+
+
+class ConnectTimeout(TimeoutError_, NetworkError):
+    outcome = "connect_timeout"
+
+
+class TLSHandshakeTimeout(TimeoutError_, TLSError):
+    outcome = "tls_handshake_timeout"
+
+
+class AssociationTimeout(TimeoutError_):
+    outcome = "acse_timeout"
+
+
+class DIMSETimeout(TimeoutError_):
+    outcome = "dimse_timeout"
+
+
+class ReleaseTimeout(TimeoutError_):
+    outcome = "release_timeout"
+
+
+class DeadlineExceeded(TimeoutError_):
+    """The association's absolute deadline (`Timeouts.total`) expired."""
+
+    outcome = "deadline_exceeded"
+
+
+class AssociationRejected(ProbeError):
+    """A-ASSOCIATE-RJ with the peer's own result, source and reason bytes (PS3.8 §9.3.4)."""
+
+    def __init__(self, result: int, source: int, reason: int) -> None:
+        from echoprobe.ul.constants import describe_reject  # noqa: PLC0415 - avoids a cycle
+
+        super().__init__(
+            f"association rejected: {describe_reject(result, source, reason)}", phase="associate"
+        )
+        self.result = result
+        self.source = source
+        self.reason = reason
+
+    @property
+    def outcome(self) -> str:  # type: ignore[override]
+        return "rejected_transient" if self.result == 2 else "rejected_permanent"
+
+
+class AssociationAborted(ProbeError):
+    """The peer sent A-ABORT (source and reason as on the wire, PS3.8 §9.3.8)."""
+
+    outcome = "aborted_by_peer"
+
+    def __init__(self, source: int, reason: int, *, phase: str) -> None:
+        from echoprobe.ul.constants import describe_abort  # noqa: PLC0415 - avoids a cycle
+
+        super().__init__(
+            f"peer aborted the association: {describe_abort(source, reason)}", phase=phase
+        )
+        self.source = source
+        self.reason = reason
+
+
+class ProtocolError(ProbeError):
+    """The peer broke the protocol; we sent A-ABORT (`abort_reason`) and closed."""
+
+    outcome = "protocol_error"
+
+    def __init__(self, error: RemoteProtocolError, *, phase: str) -> None:
+        super().__init__(f"protocol error: {error}", phase=phase)
+        self.error = error
+        self.abort_reason = error.abort_reason
+        self.pdu_type = error.pdu_type
+
+
+class PeerRequestedRelease(ProbeError):
+    """The peer sent A-RELEASE-RQ while we waited for a C-ECHO-RSP (we abort)."""
+
+    outcome = "protocol_error"
+
+
+class NoAcceptedContext(ProbeError):
+    """The A-ASSOCIATE-AC accepted no usable Verification presentation context."""
+
+    outcome = "no_accepted_context"
+
+    def __init__(self, message: str, results: tuple[tuple[int, int], ...] = ()) -> None:
+        super().__init__(message, phase="associate")
+        self.results = results  # (context id, result) as the peer answered
+
+
+class DIMSEError(ProbeError):
+    """The C-ECHO exchange failed at the DIMSE level (malformed or unexpected response)."""
+
+    outcome = "protocol_error"
+
+    def __init__(self, message: str, *, code: str, phase: str = "echo") -> None:
+        super().__init__(message, phase=phase)
+        self.code = code  # a stable short name, e.g. "unexpected_message_id"
+
+
+class SendImpossible(DIMSEError):
+    """The peer's Maximum Length is too small to carry any PDV (PS3.8 Annex D.1)."""
+
+    def __init__(self, peer_max_pdu: int) -> None:
+        super().__init__(
+            f"peer's maximum PDU length {peer_max_pdu} cannot carry a PDV (must be > 12)",
+            code="peer_max_pdu_too_small",
+        )
+        self.peer_max_pdu = peer_max_pdu
+
+
+class EchoStatusError(ProbeError):
+    """A C-ECHO-RSP arrived with a non-success status (only `echo()` raises it)."""
+
+    outcome = "echo_failed_status"
+
+    def __init__(self, status: int, error_comment: str | None = None) -> None:
+        from echoprobe.dimse.status import status_text  # noqa: PLC0415 - avoids a cycle
+
+        text = f"C-ECHO status 0x{status:04X} ({status_text(status)})"
+        if error_comment:
+            text += f": {error_comment}"
+        super().__init__(text, phase="echo")
+        self.status = status
+        self.error_comment = error_comment
+
+
+class ReleaseFailed(ProbeError):
+    """The release went wrong after the echoes (the echo verdict stands, see `EchoResult`)."""
+
+    outcome = "release_failed"
+
+
+class InvalidTarget(EchoprobeError):
+    """A target specification could not be parsed."""

@@ -1,0 +1,31 @@
+"""Peer addresses: IPv4 and IPv6 literals, host names, and `host:port` strings.
+
+Rules: a literal is never sent to a resolver; an IPv6 literal may be written bare (`::1`) or
+in brackets (`[::1]`). Resolution itself is the driver's job (blocking or async).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+
+def strip_brackets(host: str) -> str:
+    if host.startswith("[") and host.endswith("]"):
+        return host[1:-1]
+    return host
+
+
+def literal_family(host: str) -> int | None:
+    """AF_INET / AF_INET6 when `host` is an IP literal, else None (a name to resolve)."""
+    try:
+        ip = ipaddress.ip_address(strip_brackets(host))
+    except ValueError:
+        return None
+    return socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+
+
+def format_address(host: str, port: int) -> str:
+    """`host:port`, with IPv6 literals in brackets."""
+    host = strip_brackets(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,361 @@
+"""The requestor's association procedure, written once for every driver.
+
+`run_association()` is a generator: it drives a `ULConnection` through A-ASSOCIATE, the
+C-ECHO exchanges and the release, and yields `Wait` requests; the driver answers each with
+the bytes it read (`b""` on EOF) or a `TimedOut` value. The driver writes `Wait.send` before
+waiting and, when the generator returns, flushes `conn.data_to_send()` and closes.
+
+So deadlines, error classification and result building live here, once; a blocking-socket
+driver (the `echoscu` start-up path) and the asyncio driver only move bytes.
+
+Deadline rule: every wait is bounded by min(phase deadline, absolute deadline), and, when a
+socket timeout is set, by that too (it restarts with every read, like DCMTK's `-ts`). Phase
+deadlines are fixed when the phase starts, so no amount of trickled bytes extends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from echoprobe.dimse.echo import EchoResponse, echo_request_pdus, parse_echo_response
+from echoprobe.dimse.fragment import Reassembler
+from echoprobe.errors import (
+    AssociationAborted,
+    AssociationRejected,
+    AssociationTimeout,
+    ConnectionLost,
+    DeadlineExceeded,
+    DIMSEError,
+    DIMSETimeout,
+    PeerRequestedRelease,
+    ProbeError,
+    ProtocolError,
+    ReleaseTimeout,
+    RemoteProtocolError,
+    SendImpossible,
+    TimeoutError_,
+)
+from echoprobe.options import AssociationOptions, Timeouts
+from echoprobe.results import EchoReply
+from echoprobe.ul.connection import ULConnection
+from echoprobe.ul.events import (
+    NEED_DATA,
+    AbortReceived,
+    ARTIMExpired,
+    AssociationAccepted,
+    ConnectionClosed,
+    DataReceived,
+    ProtocolViolation,
+    ReleaseConfirmed,
+    ReleaseRequested,
+    ULEvent,
+)
+from echoprobe.ul.events import (
+    AssociationRejected as RejectedEvent,
+)
+from echoprobe.ul.negotiation import Negotiated, validate_accept
+from echoprobe.ul.pdu import AssociateAC, AssociateRQ
+
+
+class TimedOut(Enum):
+    """What a driver answers instead of bytes when a wait ran out."""
+
+    DEADLINE = "deadline"  # the wait's deadline (phase or absolute) passed
+    SOCKET = "socket"  # the per-read socket timeout passed first
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Write `send`, then wait for bytes until `deadline` (monotonic seconds, None = forever)
+    or for `socket_timeout` seconds without any byte, whichever comes first."""
+
+    send: bytes
+    deadline: float | None
+    socket_timeout: float | None
+
+
+Driver = Generator[Wait, "bytes | TimedOut", "AssociationOutcome"]
+
+
+class Observer(Protocol):
+    """Hooks for callers that report progress (echoscu's log lines). All optional in effect:
+    `NullObserver` implements them as no-ops."""
+
+    def association_accepted(
+        self, accept: AssociateAC, raw: bytes, negotiated: Negotiated
+    ) -> None: ...
+    def association_failed_no_context(self, accept: AssociateAC, raw: bytes) -> None: ...
+    def echo_sending(self, message_id: int) -> None: ...
+    def echo_received(self, response: EchoResponse) -> None: ...
+    def releasing(self) -> None: ...
+    def aborting(self) -> None: ...
+
+
+class NullObserver:
+    def association_accepted(self, accept: AssociateAC, raw: bytes, negotiated: Negotiated) -> None:
+        pass
+
+    def association_failed_no_context(self, accept: AssociateAC, raw: bytes) -> None:
+        pass
+
+    def echo_sending(self, message_id: int) -> None:
+        pass
+
+    def echo_received(self, response: EchoResponse) -> None:
+        pass
+
+    def releasing(self) -> None:
+        pass
+
+    def aborting(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class AssociationOutcome:
+    """What `run_association` returns when the echoes completed (failures raise)."""
+
+    negotiated: Negotiated
+    replies: list[EchoReply]
+    timings: dict[str, float]
+    release: str = "released"
+    release_error: ProbeError | None = None
+
+
+class _Phase:
+    """Deadlines of one phase, fixed at its start."""
+
+    __slots__ = ("deadline", "name", "phase_deadline", "total_deadline")
+
+    def __init__(
+        self, name: str, start: float, timeout: float | None, total_deadline: float | None
+    ) -> None:
+        self.name = name
+        self.total_deadline = total_deadline
+        self.phase_deadline = None if timeout is None else start + timeout
+        if self.phase_deadline is None:
+            self.deadline = total_deadline
+        elif total_deadline is None:
+            self.deadline = self.phase_deadline
+        else:
+            self.deadline = min(self.phase_deadline, total_deadline)
+
+
+_PHASE_TIMEOUT: dict[str, type[TimeoutError_]] = {
+    "associate": AssociationTimeout,
+    "echo": DIMSETimeout,
+    "release": ReleaseTimeout,
+}
+
+
+def _timeout_error(phase: _Phase, which: TimedOut, mid_pdu: bool) -> TimeoutError_:
+    if which is TimedOut.SOCKET:
+        return _PHASE_TIMEOUT[phase.name](
+            f"no data for the socket timeout while in phase {phase.name}",
+            phase=phase.name,
+            timer="socket",
+            mid_pdu=mid_pdu,
+        )
+    if (
+        phase.total_deadline is not None
+        and phase.deadline == phase.total_deadline
+        and (phase.phase_deadline is None or phase.total_deadline < phase.phase_deadline)
+    ):
+        return DeadlineExceeded(
+            f"the association's deadline passed during phase {phase.name}",
+            phase=phase.name,
+            timer="total",
+            mid_pdu=mid_pdu,
+        )
+    return _PHASE_TIMEOUT[phase.name](
+        f"{phase.name} timeout", phase=phase.name, timer="phase", mid_pdu=mid_pdu
+    )
+
+
+def _next_event(
+    conn: ULConnection, phase: _Phase, socket_timeout: float | None, clock: Callable[[], float]
+) -> Generator[Wait, bytes | TimedOut, ULEvent]:
+    while True:
+        event = conn.next_event()
+        if event is not NEED_DATA:
+            return event
+        if conn.close_requested:
+            # Nothing more can arrive on a connection the state machine has closed.
+            return ConnectionClosed(expected=False, mid_pdu=conn.mid_pdu)
+        reply = yield Wait(conn.data_to_send(), phase.deadline, socket_timeout)
+        if isinstance(reply, TimedOut):
+            raise _timeout_error(phase, reply, conn.mid_pdu)
+        conn.receive_data(reply, clock())
+
+
+def _raise_for(event: ULEvent, phase: str) -> ProbeError:
+    """The error an unexpected event means in `phase`."""
+    if isinstance(event, AbortReceived):
+        return AssociationAborted(event.source, event.reason, phase=phase)
+    if isinstance(event, ConnectionClosed):
+        how = "in the middle of a PDU" if event.mid_pdu else "at a PDU boundary"
+        return ConnectionLost(
+            f"peer closed the connection {how} during {phase}", phase=phase, mid_pdu=event.mid_pdu
+        )
+    if isinstance(event, ProtocolViolation):
+        return ProtocolError(event.error, phase=phase)
+    if isinstance(event, ARTIMExpired):
+        return ConnectionLost("ARTIM timer expired", phase=phase)
+    return ProtocolError(
+        RemoteProtocolError(f"unexpected {type(event).__name__}", abort_reason=2), phase=phase
+    )
+
+
+def _abort_and_linger(
+    conn: ULConnection, options: AssociationOptions, clock: Callable[[], float]
+) -> Generator[Wait, bytes | TimedOut, None]:
+    """Send A-ABORT (if the state allows) and give the peer `abort_linger` s to close."""
+    conn.abort(clock())
+    if options.abort_linger <= 0:
+        return
+    deadline = clock() + options.abort_linger
+    while not conn.close_requested:
+        reply = yield Wait(conn.data_to_send(), deadline, None)
+        if isinstance(reply, TimedOut) or not reply:
+            return
+        conn.receive_data(reply, clock())
+
+
+def run_association(
+    conn: ULConnection,
+    request: AssociateRQ,
+    options: AssociationOptions,
+    timeouts: Timeouts,
+    clock: Callable[[], float],
+    *,
+    total_deadline: float | None = None,
+    observer: Observer | None = None,
+    timings: dict[str, float] | None = None,
+) -> Driver:
+    """Run A-ASSOCIATE, `options.repeat` C-ECHOs and the release on a connected `conn`
+    (`start_connect` and `connection_made` already called: the RQ is in `data_to_send()`)."""
+    obs: Observer = observer if observer is not None else NullObserver()
+    timings = {} if timings is None else timings
+    sock_to = timeouts.socket
+
+    # --- A-ASSOCIATE (PS3.8 §7.1) -----------------------------------------------------
+    start = clock()
+    phase = _Phase("associate", start, timeouts.acse, total_deadline)
+    event = yield from _next_event(conn, phase, sock_to, clock)
+    if isinstance(event, RejectedEvent):
+        rj = event.reject
+        raise AssociationRejected(rj.result, rj.source, rj.reason)
+    if not isinstance(event, AssociationAccepted):
+        raise _raise_for(event, "associate")
+    try:
+        negotiated = validate_accept(request, event.accept)
+    except ProbeError:
+        obs.association_failed_no_context(event.accept, event.raw)
+        if options.abort_on_failure:
+            yield from _abort_and_linger(conn, options, clock)
+        else:
+            conn.close_requested = True
+        raise
+    now = clock()
+    timings["associate"] = (now - start) * 1000.0
+    obs.association_accepted(event.accept, event.raw, negotiated)
+
+    # --- C-ECHO exchanges (PS3.7 §9.3.5) ------------------------------------------------
+    replies: list[EchoReply] = []
+    accepted_ids = frozenset(cid for cid, result in negotiated.context_results if result == 0)
+    reassembler = Reassembler(accepted_ids)
+    echo_start = now
+    try:
+        if negotiated.max_send_pdu <= 12:
+            raise SendImpossible(negotiated.max_send_pdu)
+        for index in range(options.repeat):
+            message_id = (index % 0xFFFF) + 1
+            obs.echo_sending(message_id)
+            sent_at = clock()
+            conn.send_pdata(
+                echo_request_pdus(message_id, negotiated.context_id, negotiated.max_fragment)
+            )
+            phase = _Phase("echo", sent_at, timeouts.dimse, total_deadline)
+            while True:
+                event = yield from _next_event(conn, phase, sock_to, clock)
+                if isinstance(event, DataReceived):
+                    try:
+                        command = reassembler.feed(event.pdvs)
+                    except RemoteProtocolError as exc:
+                        raise DIMSEError(str(exc), code=exc.field or "pdv") from exc
+                    if command is not None:
+                        break
+                elif isinstance(event, ReleaseRequested):
+                    raise PeerRequestedRelease(
+                        "peer requested release during the echo", phase="echo"
+                    )
+                else:
+                    raise _raise_for(event, "echo")
+            response = parse_echo_response(command[1], message_id)
+            received_at = clock()
+            replies.append(
+                EchoReply(
+                    message_id,
+                    response.status,
+                    (received_at - sent_at) * 1000.0,
+                    response.error_comment,
+                )
+            )
+            obs.echo_received(response)
+    except (DIMSEError, DIMSETimeout, PeerRequestedRelease, DeadlineExceeded) as exc:
+        if isinstance(exc, TimeoutError_) and exc.timer == "socket" and not exc.mid_pdu:
+            # DCMTK treats a socket timeout before any byte of the answer like a peer abort:
+            # nothing is sent. The echoscu front end maps it; the wire stays silent.
+            conn.close_requested = True
+            raise
+        obs.aborting()
+        yield from _abort_and_linger(conn, options, clock)
+        raise
+    except ProtocolError:
+        # AA-8 already sent A-ABORT (source 2); give the peer the same chance to close.
+        if options.abort_linger > 0:
+            yield from _abort_and_linger(conn, options, clock)
+        raise
+    now = clock()
+    timings["echo"] = (now - echo_start) * 1000.0
+
+    # --- release (PS3.8 §7.2) or abort (§7.3) ------------------------------------------
+    outcome = AssociationOutcome(negotiated, replies, timings)
+    if not options.release:
+        obs.aborting()
+        yield from _abort_and_linger(conn, options, clock)
+        outcome.release = "aborted"
+        return outcome
+    obs.releasing()
+    conn.request_release()
+    phase = _Phase("release", now, timeouts.release, total_deadline)
+    try:
+        while True:
+            event = yield from _next_event(conn, phase, sock_to, clock)
+            if isinstance(event, ReleaseConfirmed):
+                break
+            if isinstance(event, ReleaseRequested) and event.collision:
+                # Release collision, requestor side: Sta9 → AR-9 → Sta11 → await RP (AR-3).
+                outcome.release = "collision"
+                conn.respond_release(clock())
+                continue
+            if isinstance(event, DataReceived):
+                continue  # AR-6: data may still arrive before the RP; nothing expects it
+            raise _raise_for(event, "release")
+    except TimeoutError_ as exc:
+        outcome.release = "release_timeout"
+        outcome.release_error = exc
+        conn.abort(clock())
+    except ProbeError as exc:
+        outcome.release = (
+            "peer_aborted"
+            if isinstance(exc, AssociationAborted)
+            else ("connection_closed" if isinstance(exc, ConnectionLost) else "protocol_error")
+        )
+        outcome.release_error = exc
+        conn.close_requested = True
+    timings["release"] = (clock() - now) * 1000.0
+    return outcome

@@ -1,0 +1,342 @@
+"""The requestor's public entry points: `echo()` raises, `probe()` returns a record.
+
+`echo()` resolves, connects, and runs the shared association procedure on the asyncio driver.
+The absolute deadline (`Timeouts.total`) covers resolution, connection and every phase after;
+each phase also has its own timeout. Cancelling the calling task aborts the association.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from functools import lru_cache
+from time import perf_counter
+from typing import Any
+
+from echoprobe.errors import (
+    ConnectTimeout,
+    DeadlineExceeded,
+    EchoprobeError,
+    EchoStatusError,
+    ProbeError,
+)
+from echoprobe.net.addresses import format_address, literal_family, strip_brackets
+from echoprobe.net.aio import AssociationProtocol, wait_done
+from echoprobe.net.association import AssociationOutcome, Observer, run_association
+from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.options import AssociationOptions, Timeouts
+from echoprobe.results import EchoResult, Outcome, PeerInfo, ProbeResult
+from echoprobe.ul.codec import encode_pdu
+from echoprobe.ul.connection import Role, ULConnection
+from echoprobe.ul.constants import IMPLICIT_VR_LITTLE_ENDIAN
+from echoprobe.ul.negotiation import build_request
+from echoprobe.ul.pdu import AssociateRQ
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+@lru_cache(maxsize=256)
+def _request(options: AssociationOptions) -> tuple[AssociateRQ, bytes]:
+    """The request for these options and its bytes: encoded once, reused by every probe."""
+    rq = build_request(
+        calling_ae=options.calling_ae,
+        called_ae=options.called_ae,
+        num_contexts=options.contexts,
+        transfer_syntaxes=options.transfer_syntaxes,
+        max_pdu=options.max_pdu,
+    )
+    return rq, encode_pdu(rq)
+
+
+def _remaining(deadline: float | None, now: float) -> float | None:
+    return None if deadline is None else max(deadline - now, 0.0)
+
+
+def _min(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+async def _resolve(
+    loop: asyncio.AbstractEventLoop, host: str, port: int, limit: float | None
+) -> list[tuple[int, tuple[object, ...]]]:
+    family = literal_family(host)
+    if family is not None:
+        return [(family, (strip_brackets(host), port))]
+    try:
+        async with asyncio.timeout(limit):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError as exc:
+        raise map_resolve_error(host, TimeoutError("resolution timed out")) from exc
+    except (OSError, UnicodeError) as exc:
+        raise map_resolve_error(host, exc) from exc
+    return [(info[0], info[4]) for info in infos]
+
+
+async def run_echo(
+    host: str,
+    port: int,
+    options: AssociationOptions,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    *,
+    observer: Observer | None = None,
+    timings: dict[str, float] | None = None,
+    peer: dict[str, object] | None = None,
+    local_address: tuple[str, int] | None = None,
+) -> AssociationOutcome:
+    """Resolve, connect and run the association; `timings`/`peer` are filled as it goes, so a
+    caller keeps partial facts when it fails."""
+    loop = asyncio.get_running_loop()
+    clock = perf_counter
+    timings = {} if timings is None else timings
+    start = clock()
+    total_deadline = None if timeouts.total is None else start + timeouts.total
+    address = format_address(host, port)
+
+    candidates = await _resolve(
+        loop, host, port, _min(timeouts.connect, _remaining(total_deadline, start))
+    )
+    now = clock()
+    timings["resolve"] = (now - start) * 1000.0
+
+    rq, rq_bytes = _request(options)
+    conn = ULConnection(
+        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
+    )
+    conn.start_connect(rq_bytes, now)
+    flow = run_association(
+        conn,
+        rq,
+        options,
+        timeouts,
+        clock,
+        total_deadline=total_deadline,
+        observer=observer,
+        timings=timings,
+    )
+    proto = AssociationProtocol(conn, flow, loop)
+    connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
+    last_error: ProbeError | None = None
+    for family, sockaddr in candidates:
+        try:
+            async with asyncio.timeout(connect_limit):
+                await loop.create_connection(
+                    lambda: proto,
+                    sock=None,
+                    host=str(sockaddr[0]),
+                    port=port,
+                    family=family,
+                    local_addr=local_address,
+                )
+            last_error = None
+            break
+        except TimeoutError as exc:
+            proto.abort_now()
+            if total_deadline is not None and clock() >= total_deadline:
+                raise DeadlineExceeded(
+                    "the association's deadline passed while connecting", phase="connect"
+                ) from exc
+            raise ConnectTimeout(f"connect to {address} timed out", phase="connect") from exc
+        except OSError as exc:
+            last_error = map_connect_error(exc, address=address)
+    if last_error is not None:
+        raise last_error
+    timings["connect"] = (clock() - now) * 1000.0
+    if peer is not None:
+        peer["address"] = address
+    return await wait_done(proto)
+
+
+async def echo(
+    host: str,
+    port: int = 104,
+    *,
+    calling_ae: str = "ECHOSCU",
+    called_ae: str = "ANY-SCP",
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    max_pdu: int = 16384,
+    transfer_syntaxes: tuple[str, ...] = (IMPLICIT_VR_LITTLE_ENDIAN,),
+    contexts: int = 1,
+    repeat: int = 1,
+    release: bool = True,
+    observer: Observer | None = None,
+    local_address: tuple[str, int] | None = None,
+) -> EchoResult:
+    """Verify a peer with C-ECHO. Raises a `ProbeError` subclass on failure, including
+    `EchoStatusError` when a reply has a non-success status (its `.result` holds the replies).
+    """
+    options = AssociationOptions(
+        calling_ae=calling_ae,
+        called_ae=called_ae,
+        max_pdu=max_pdu,
+        transfer_syntaxes=tuple(transfer_syntaxes),
+        contexts=contexts,
+        repeat=repeat,
+        release=release,
+    )
+    start = perf_counter()
+    timings: dict[str, float] = {}
+    outcome = await run_echo(
+        host,
+        port,
+        options,
+        timeouts,
+        observer=observer,
+        timings=timings,
+        local_address=local_address,
+    )
+    timings["total"] = (perf_counter() - start) * 1000.0
+    result = _echo_result(host, port, options, outcome, timings)
+    for reply in result.replies:
+        if reply.status != 0:
+            error = EchoStatusError(reply.status, reply.error_comment)
+            error.result = result  # type: ignore[attr-defined]
+            raise error
+    return result
+
+
+def _echo_result(
+    host: str,
+    port: int,
+    options: AssociationOptions,
+    outcome: AssociationOutcome,
+    timings: dict[str, float],
+) -> EchoResult:
+    neg = outcome.negotiated
+    return EchoResult(
+        host=host,
+        port=port,
+        calling_ae=options.calling_ae,
+        called_ae=options.called_ae,
+        replies=tuple(outcome.replies),
+        peer=PeerInfo(
+            address=format_address(host, port),
+            implementation_class_uid=neg.peer_implementation_class_uid,
+            implementation_version_name=neg.peer_implementation_version_name,
+            max_pdu=neg.peer_max_pdu,
+            transfer_syntax=neg.transfer_syntax,
+            context_id=neg.context_id,
+        ),
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
+        release=outcome.release,
+        warnings=neg.warnings,
+    )
+
+
+def error_detail(exc: BaseException) -> dict[str, object]:
+    """The peer's own words for a failure, as JSON-ready values."""
+    detail: dict[str, object] = {}
+    for attr in (
+        "result",
+        "source",
+        "reason",
+        "status",
+        "error_comment",
+        "abort_reason",
+        "pdu_type",
+        "code",
+        "timer",
+        "mid_pdu",
+        "peer_max_pdu",
+        "host",
+    ):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int | str | bool) and not isinstance(value, EchoResult):
+            detail[attr] = value
+    return detail
+
+
+async def probe(
+    host: str,
+    port: int = 104,
+    *,
+    calling_ae: str = "ECHOSCU",
+    called_ae: str = "ANY-SCP",
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    max_pdu: int = 16384,
+    repeat: int = 1,
+    target: str | None = None,
+    name: str | None = None,
+    tags: tuple[str, ...] = (),
+    local_address: tuple[str, int] | None = None,
+) -> ProbeResult:
+    """Verify a peer and return one `ProbeResult`; never raises for the peer's failure.
+
+    Cancellation still propagates (the caller decides how to record it)."""
+    options = AssociationOptions(
+        calling_ae=calling_ae, called_ae=called_ae, max_pdu=max_pdu, repeat=repeat
+    )
+    start = perf_counter()
+    timings: dict[str, float] = {}
+    peer_facts: dict[str, object] = {}
+
+    def record(**fields: Any) -> ProbeResult:
+        return ProbeResult(
+            target=target or f"{called_ae}@{format_address(host, port)}",
+            host=host,
+            port=port,
+            called_ae=called_ae,
+            calling_ae=calling_ae,
+            name=name,
+            tags=tags,
+            **fields,
+        )
+
+    try:
+        outcome = await run_echo(
+            host,
+            port,
+            options,
+            timeouts,
+            timings=timings,
+            peer=peer_facts,
+            local_address=local_address,
+        )
+    except ProbeError as exc:
+        timings["total"] = (perf_counter() - start) * 1000.0
+        return record(
+            outcome=Outcome(exc.outcome),
+            detail=error_detail(exc),
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+            error=str(exc),
+            phase=exc.phase,
+        )
+    except EchoprobeError as exc:
+        timings["total"] = (perf_counter() - start) * 1000.0
+        return record(
+            outcome=Outcome.INTERNAL_ERROR,
+            error=f"{type(exc).__name__}: {exc}",
+            timings_ms={k: round(v, 3) for k, v in timings.items()},
+        )
+    timings["total"] = (perf_counter() - start) * 1000.0
+    result = _echo_result(host, port, options, outcome, timings)
+    status = result.status
+    if not result.ok:
+        kind = Outcome.ECHO_FAILED_STATUS
+    elif outcome.release == "release_timeout":
+        kind = Outcome.RELEASE_TIMEOUT
+    elif outcome.release in ("peer_aborted", "connection_closed", "protocol_error"):
+        kind = Outcome.RELEASE_FAILED
+    else:
+        kind = Outcome.SUCCESS
+    failing = next((r for r in result.replies if r.status != 0), None)
+    detail: dict[str, object] = {"release": outcome.release}
+    if failing is not None:
+        status = failing.status
+        detail["status"] = failing.status
+        if failing.error_comment:
+            detail["error_comment"] = failing.error_comment
+    if outcome.release_error is not None:
+        detail["release_error"] = str(outcome.release_error)
+    return record(
+        outcome=kind,
+        status=status,
+        detail=detail,
+        timings_ms=result.timings_ms,
+        peer=result.peer,
+        echoes=len(result.replies),
+        error=None
+        if kind is Outcome.SUCCESS
+        else (str(outcome.release_error) if outcome.release_error else f"status 0x{status:04X}"),
+        phase=None,
+    )

@@ -1,0 +1,37 @@
+"""The one place where OS-level errors become echoprobe's network errors (rule 4).
+
+Both drivers call these; neither interprets errno values itself.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from echoprobe.errors import (
+    ConnectionLost,
+    ConnectionRefused,
+    ConnectTimeout,
+    DNSError,
+    NetworkError,
+)
+
+
+def map_resolve_error(host: str, exc: BaseException) -> DNSError:
+    if isinstance(exc, socket.gaierror):
+        return DNSError(host, exc.strerror or str(exc))
+    return DNSError(host, str(exc) or type(exc).__name__)
+
+
+def map_connect_error(exc: BaseException, *, address: str) -> NetworkError:
+    """An exception raised while connecting to `address` ("host:port")."""
+    if isinstance(exc, ConnectionRefusedError):
+        return ConnectionRefused(f"connection refused by {address}", phase="connect")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return ConnectTimeout(f"connect to {address} timed out", phase="connect")
+    if isinstance(exc, OSError) and exc.errno in (errno.ETIMEDOUT,):
+        return ConnectTimeout(f"connect to {address} timed out", phase="connect")
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+        return ConnectionLost(f"cannot connect to {address}: {reason}", phase="connect")
+    return ConnectionLost(f"cannot connect to {address}: {exc!r}", phase="connect")

@@ -1,0 +1,57 @@
+"""Options of an association: timeouts and what to propose. Frozen values, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from echoprobe.ul.constants import IMPLICIT_VR_LITTLE_ENDIAN
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds, or None for no limit.
+
+    Each one bounds its whole phase, not a single read: a peer trickling one byte a second or
+    streaming empty PDVs cannot stretch it. `dimse` bounds each C-ECHO exchange; `socket`
+    bounds any single wait for bytes (DCMTK's `-ts`); `total` is the association's absolute
+    deadline, from the start of name resolution to the close.
+    """
+
+    connect: float | None = 10.0
+    tls: float | None = 10.0
+    acse: float | None = 30.0
+    dimse: float | None = 30.0
+    release: float | None = 10.0
+    socket: float | None = None
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "tls", "acse", "dimse", "release", "socket", "total"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"Timeouts.{name} must be positive or None, not {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationOptions:
+    """What the requestor proposes and how it ends the association."""
+
+    calling_ae: str = "ECHOSCU"
+    called_ae: str = "ANY-SCP"
+    max_pdu: int = 16384
+    transfer_syntaxes: tuple[str, ...] = (IMPLICIT_VR_LITTLE_ENDIAN,)
+    contexts: int = 1
+    repeat: int = 1
+    release: bool = True  # False: end with A-ABORT instead of A-RELEASE (echoscu --abort)
+    abort_on_failure: bool = True  # send A-ABORT when we give up after the AC
+    abort_linger: float = 0.0  # after our A-ABORT, wait this long for the peer to close
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.contexts <= 128:
+            raise ValueError("contexts must be 1..128")
+        if self.repeat < 1:
+            raise ValueError("repeat must be at least 1")
+        if not 0 <= self.max_pdu <= 0xFFFFFFFF:
+            raise ValueError("max_pdu must fit in 32 bits (0 = no limit)")
+        if not self.transfer_syntaxes:
+            raise ValueError("at least one transfer syntax must be proposed")

@@ -123,6 +123,7 @@ class AssociationOutcome:
     timings: dict[str, float]
     release: str = "released"
     release_error: ProbeError | None = None
+    collision: bool = False  # the peer's A-RELEASE-RQ crossed ours (PS3.8 §7.2, Sta9/Sta11)
 
 
 class _Phase:
@@ -185,7 +186,10 @@ def _next_event(
         if conn.close_requested:
             # Nothing more can arrive on a connection the state machine has closed.
             return ConnectionClosed(expected=False, mid_pdu=conn.mid_pdu)
-        reply = yield Wait(conn.data_to_send(), phase.deadline, socket_timeout)
+        # The per-read socket timeout bounds a half-read PDU, and the whole wait when the
+        # phase has no timeout of its own (DCMTK's -ts: the header wait is -ta/-td's job).
+        per_read = socket_timeout if (conn.mid_pdu or phase.phase_deadline is None) else None
+        reply = yield Wait(conn.data_to_send(), phase.deadline, per_read)
         if isinstance(reply, TimedOut):
             raise _timeout_error(phase, reply, conn.mid_pdu)
         conn.receive_data(reply, clock())
@@ -244,7 +248,12 @@ def run_association(
     # --- A-ASSOCIATE (PS3.8 §7.1) -----------------------------------------------------
     start = clock()
     phase = _Phase("associate", start, timeouts.acse, total_deadline)
-    event = yield from _next_event(conn, phase, sock_to, clock)
+    try:
+        event = yield from _next_event(conn, phase, sock_to, clock)
+    except TimeoutError_:
+        if not options.abort_on_failure:
+            conn.close_requested = True  # DCMTK just closes when the answer never comes
+        raise
     if isinstance(event, RejectedEvent):
         rj = event.reject
         raise AssociationRejected(rj.result, rj.source, rj.reason)
@@ -269,11 +278,11 @@ def run_association(
     reassembler = Reassembler(accepted_ids)
     echo_start = now
     try:
-        if negotiated.max_send_pdu <= 12:
-            raise SendImpossible(negotiated.max_send_pdu)
         for index in range(options.repeat):
             message_id = (index % 0xFFFF) + 1
             obs.echo_sending(message_id)
+            if negotiated.max_send_pdu <= 12:
+                raise SendImpossible(negotiated.max_send_pdu)
             sent_at = clock()
             conn.send_pdata(
                 echo_request_pdus(message_id, negotiated.context_id, negotiated.max_fragment)
@@ -311,7 +320,6 @@ def run_association(
             # nothing is sent. The echoscu front end maps it; the wire stays silent.
             conn.close_requested = True
             raise
-        obs.aborting()
         yield from _abort_and_linger(conn, options, clock)
         raise
     except ProtocolError:
@@ -340,6 +348,7 @@ def run_association(
             if isinstance(event, ReleaseRequested) and event.collision:
                 # Release collision, requestor side: Sta9 → AR-9 → Sta11 → await RP (AR-3).
                 outcome.release = "collision"
+                outcome.collision = True
                 conn.respond_release(clock())
                 continue
             if isinstance(event, DataReceived):
@@ -348,7 +357,10 @@ def run_association(
     except TimeoutError_ as exc:
         outcome.release = "release_timeout"
         outcome.release_error = exc
-        conn.abort(clock())
+        if options.abort_on_failure:
+            conn.abort(clock())
+        else:
+            conn.close_requested = True
     except ProbeError as exc:
         outcome.release = (
             "peer_aborted"

@@ -1,0 +1,50 @@
+"""`echoprobe`: the command for fleets and load — `sweep`, `load`, `scp`, `demo`.
+
+Each subcommand lives in its own module `cli/cmd_<name>.py`, exposing
+`register(subparsers)`, which adds its parser and sets `func` to a callable taking the parsed
+namespace and returning the exit code. Exit codes are documented in `cli/exit_codes.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from echoprobe import __version__
+
+SUBCOMMANDS = ("sweep", "load", "scp", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="echoprobe",
+        description="High-concurrency DICOM Verification (C-ECHO): sweep fleets, load-test "
+        "SCPs, run a test SCP.",
+    )
+    parser.add_argument("--version", action="version", version=f"echoprobe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"echoprobe.cli.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"echoprobe.cli.cmd_{name}":
+                raise
+            continue  # a subcommand not built yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    code: int = args.func(args)
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

@@ -13,6 +13,8 @@ from functools import lru_cache
 from time import perf_counter
 from typing import Any
 
+import sniffio
+
 from echoprobe.errors import (
     ConnectTimeout,
     DeadlineExceeded,
@@ -86,6 +88,21 @@ async def run_echo(
 ) -> AssociationOutcome:
     """Resolve, connect and run the association; `timings`/`peer` are filled as it goes, so a
     caller keeps partial facts when it fails."""
+    if sniffio.current_async_library() != "asyncio":
+        # trio (or another anyio backend): the portable driver, imported here because it
+        # imports this module, and so that the asyncio path never imports anyio.
+        from echoprobe.net.portable import run_echo_portable  # noqa: PLC0415 - avoids a cycle
+
+        return await run_echo_portable(
+            host,
+            port,
+            options,
+            timeouts,
+            observer=observer,
+            timings=timings,
+            peer=peer,
+            local_address=local_address,
+        )
     loop = asyncio.get_running_loop()
     clock = perf_counter
     timings = {} if timings is None else timings

@@ -55,7 +55,7 @@ _RELEASE_RQ = encode_pdu(ReleaseRQ())
 _RELEASE_RP = encode_pdu(ReleaseRP())
 
 # PDU type → the PS3.8 event of its arrival (Table 9-2).
-_PDU_EVENT = {
+_PDU_EVENT: dict[int, Event] = {
     PDUType.A_ASSOCIATE_RQ: Event.EVT6,
     PDUType.A_ASSOCIATE_AC: Event.EVT3,
     PDUType.A_ASSOCIATE_RJ: Event.EVT4,
@@ -147,7 +147,9 @@ class ULConnection:
             return  # after a framing error nothing more is trusted; after close nothing counts
         framer = self._framer
         framer.feed(data)
-        while not self._closed_input:
+        # A PDU that ends the association (AE-4, AR-3, AA-2, AA-3) leads to Sta1, where no
+        # PDU has a cell in Table 9-10: bytes behind it in the same read are not dispatched.
+        while not self._closed_input and self.state is not State.STA1:
             try:
                 frame = framer.next_pdu()
                 if frame is None:
@@ -160,7 +162,7 @@ class ULConnection:
                 return
             if pdu_type <= 0x02:
                 self._raw_associate = _HEADER.pack(pdu_type, 0, len(body)) + body
-            self._dispatch(_PDU_EVENT[PDUType(pdu_type)], pdu)
+            self._dispatch(_PDU_EVENT[pdu_type], pdu)
 
     # ---------------------------------------------------------------------------- timers
 
@@ -345,9 +347,13 @@ class ULConnection:
             self._send_abort(AbortSource.SERVICE_USER, payload if isinstance(payload, int) else 0)
         else:
             # An unexpected PDU in Sta2 (acceptor before any request): PS3.8 says A-ABORT
-            # with service-user source; we also report what went wrong.
+            # with service-user source; we also report what went wrong (for Evt19, the
+            # decoding error itself, with its offset and field).
             self._send_abort(AbortSource.SERVICE_USER, 0)
-            self._emit(ProtocolViolation(_unexpected(event, payload)))
+            error = (
+                payload if isinstance(payload, RemoteProtocolError) else _unexpected(event, payload)
+            )
+            self._emit(ProtocolViolation(error))
         self._start_artim()
 
     def _aa2(self, event: Event, _p: object) -> None:

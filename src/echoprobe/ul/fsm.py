@@ -18,6 +18,9 @@ from typing import Final
 class State(Enum):
     """PS3.8 Table 9-1: the thirteen states."""
 
+    # Identity hashing: Enum's own __hash__ runs Python code on every table lookup.
+    __hash__ = object.__hash__
+
     STA1 = "Sta1"  # Idle
     STA2 = "Sta2"  # Transport connection open (awaiting A-ASSOCIATE-RQ PDU)
     STA3 = "Sta3"  # Awaiting local A-ASSOCIATE response primitive
@@ -35,6 +38,9 @@ class State(Enum):
 
 class Event(Enum):
     """PS3.8 Table 9-2: the nineteen events."""
+
+    # Identity hashing: Enum's own __hash__ runs Python code on every table lookup.
+    __hash__ = object.__hash__
 
     EVT1 = "Evt1"  # A-ASSOCIATE request (local user)
     EVT2 = "Evt2"  # Transport connect confirmation (local transport service)
@@ -59,6 +65,9 @@ class Event(Enum):
 
 class Action(Enum):
     """PS3.8 Tables 9-6 (AE), 9-7 (DT), 9-8 (AR) and 9-9 (AA)."""
+
+    # Identity hashing: Enum's own __hash__ runs Python code on every table lookup.
+    __hash__ = object.__hash__
 
     AE_1 = "AE-1"  # Issue TRANSPORT CONNECT request primitive to local transport service
     AE_2 = "AE-2"  # Send A-ASSOCIATE-RQ PDU

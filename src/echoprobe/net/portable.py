@@ -1,0 +1,237 @@
+"""The portable driver: anyio streams feed the association procedure (trio, or any anyio backend).
+
+Why it exists: the asyncio driver (`aio.py`) is built on `asyncio.Protocol` callbacks, the
+measured fast path, and cannot run inside trio. This driver runs the same generator
+(`association.run_association`) over an anyio `SocketStream`, so `echo()` and `probe()` work
+in trio services. anyio's stream layer costs ~3x on the per-byte path (docs/performance.md);
+that is acceptable here, where portability is the point. `client.run_echo` dispatches here
+when the running async library is not asyncio.
+
+Rules (the same as every driver's, architecture rule 3):
+- it only moves bytes: the procedure decides; deadlines come from each `Wait`, in
+  `time.perf_counter` seconds, and are translated into anyio's clock when a scope is armed;
+- the absolute deadline (`Timeouts.total`) covers resolution, connection and every phase;
+- OS errors become echoprobe errors through `errors_map` only;
+- cancellation sends A-ABORT (when the state allows) and closes the stream, shielded from the
+  cancellation and bounded by `_CLOSE_GRACE`; the stream is closed on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import socket
+from time import perf_counter
+
+import anyio
+import anyio.abc
+
+from echoprobe.errors import ConnectionLost, ConnectTimeout, DeadlineExceeded, ProbeError
+from echoprobe.net.addresses import format_address, literal_family, strip_brackets
+from echoprobe.net.association import (
+    AssociationOutcome,
+    Driver,
+    Observer,
+    TimedOut,
+    Wait,
+    run_association,
+)
+from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining, _request
+from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.options import AssociationOptions, Timeouts
+from echoprobe.ul.connection import Role, ULConnection
+
+_RECV_SIZE = 65536
+# How long the last bytes (an A-ABORT, or what the procedure left to send) may take to leave
+# when the association ends, cancelled or not; the stream is closed after it either way.
+_CLOSE_GRACE = 0.5
+# A send is bounded by the wait's deadline, but gets at least this long (as the blocking driver).
+_MIN_SEND_WINDOW = 0.001
+# Transport failures while reading or writing: the peer is gone; the procedure decides what
+# that means (it sees an EOF, as with the other drivers).
+_STREAM_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+
+
+def _anyio_deadline(deadline: float | None, *, at_least: float = 0.0) -> float:
+    """A `perf_counter` deadline translated into anyio's clock (inf = none)."""
+    if deadline is None:
+        return math.inf
+    return anyio.current_time() + max(deadline - perf_counter(), at_least)
+
+
+async def _resolve(host: str, port: int, limit: float | None) -> list[tuple[int, str]]:
+    """(family, address) candidates for `host`; literals are not resolved."""
+    family = literal_family(host)
+    if family is not None:
+        return [(family, strip_brackets(host))]
+    try:
+        with anyio.fail_after(limit):
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError as exc:
+        raise map_resolve_error(host, TimeoutError("resolution timed out")) from exc
+    except (OSError, UnicodeError) as exc:
+        raise map_resolve_error(host, exc) from exc
+    if not infos:  # anyio drops IPv6 results when IPv6 is disabled
+        raise map_resolve_error(host, OSError("no usable address"))
+    return [(int(info[0]), str(info[4][0])) for info in infos]
+
+
+def _os_cause(exc: OSError) -> BaseException:
+    """The OS error under anyio's "All connection attempts failed" wrapper, if any."""
+    cause = exc.__cause__
+    if exc.errno is None:
+        if isinstance(cause, OSError):
+            return cause
+        if isinstance(cause, BaseExceptionGroup):
+            for inner in cause.exceptions:
+                if isinstance(inner, OSError):
+                    return inner
+    return exc
+
+
+async def _connect(
+    address: str, port: int, local_address: tuple[str, int] | None
+) -> anyio.abc.SocketStream:
+    if local_address is None:
+        return await anyio.connect_tcp(address, port)
+    local_host, local_port = local_address
+    if local_port:
+        return await anyio.connect_tcp(address, port, local_host=local_host, local_port=local_port)
+    return await anyio.connect_tcp(address, port, local_host=local_host)
+
+
+async def run_echo_portable(
+    host: str,
+    port: int,
+    options: AssociationOptions,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    *,
+    observer: Observer | None = None,
+    timings: dict[str, float] | None = None,
+    peer: dict[str, object] | None = None,
+    local_address: tuple[str, int] | None = None,
+) -> AssociationOutcome:
+    """`client.run_echo` on anyio: resolve, connect and run the association; `timings`/`peer`
+    are filled as it goes, so a caller keeps partial facts when it fails."""
+    clock = perf_counter
+    timings = {} if timings is None else timings
+    start = clock()
+    total_deadline = None if timeouts.total is None else start + timeouts.total
+    address = format_address(host, port)
+
+    candidates = await _resolve(
+        host, port, _min(timeouts.connect, _remaining(total_deadline, start))
+    )
+    now = clock()
+    timings["resolve"] = (now - start) * 1000.0
+
+    rq, rq_bytes = _request(options)
+    conn = ULConnection(
+        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
+    )
+    conn.start_connect(rq_bytes, now)
+    flow = run_association(
+        conn,
+        rq,
+        options,
+        timeouts,
+        clock,
+        total_deadline=total_deadline,
+        observer=observer,
+        timings=timings,
+    )
+    connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
+    stream: anyio.abc.SocketStream | None = None
+    last_error: ProbeError | None = None
+    for _family, candidate in candidates:
+        try:
+            with anyio.fail_after(connect_limit):
+                stream = await _connect(candidate, port, local_address)
+            last_error = None
+            break
+        except TimeoutError as exc:
+            flow.close()
+            if total_deadline is not None and clock() >= total_deadline:
+                raise DeadlineExceeded(
+                    "the association's deadline passed while connecting", phase="connect"
+                ) from exc
+            raise ConnectTimeout(f"connect to {address} timed out", phase="connect") from exc
+        except OSError as exc:
+            last_error = map_connect_error(_os_cause(exc), address=address)
+    if last_error is not None or stream is None:
+        flow.close()
+        raise last_error or ConnectionLost(f"cannot connect to {address}", phase="connect")
+    # anyio sets TCP_NODELAY itself today; set it here too, as every driver does (S610: this
+    # `extra` is anyio's typed attribute lookup, not Django's).
+    raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)  # noqa: S610
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn.connection_made(clock())
+    timings["connect"] = (clock() - now) * 1000.0
+    if peer is not None:
+        peer["address"] = address
+    return await _drive(stream, conn, flow)
+
+
+async def _drive(
+    stream: anyio.abc.SocketStream, conn: ULConnection, flow: Driver
+) -> AssociationOutcome:
+    """Run `flow` over `stream` until it returns or raises; always leaves the stream closed."""
+    try:
+        wait = next(flow)
+        while True:
+            reply = await _exchange(stream, wait)
+            wait = flow.send(reply)
+    except StopIteration as stop:
+        outcome: AssociationOutcome = stop.value
+        await _close(stream, conn)
+        return outcome
+    except BaseException:
+        # The procedure failed (it has chosen what to send), or we were cancelled mid-wait:
+        # stop the procedure, abort if still associated, and close, whatever is in flight.
+        flow.close()
+        if not conn.close_requested:
+            conn.abort(perf_counter())
+        await _close(stream, conn)
+        raise
+
+
+async def _exchange(stream: anyio.abc.SocketStream, wait: Wait) -> bytes | TimedOut:
+    """Write `wait.send`, then read: bytes, `b""` for EOF or a dead transport, or which
+    timer ran out first (ties go to the deadline, as in the other drivers)."""
+    if wait.send:
+        with anyio.CancelScope(
+            deadline=_anyio_deadline(wait.deadline, at_least=_MIN_SEND_WINDOW)
+        ) as scope:
+            try:
+                await stream.send(wait.send)
+            except _STREAM_ERRORS:
+                return b""
+        if scope.cancelled_caught:
+            return TimedOut.DEADLINE
+    limit = None if wait.deadline is None else wait.deadline - perf_counter()
+    which = TimedOut.DEADLINE
+    if wait.socket_timeout is not None and (limit is None or wait.socket_timeout < limit):
+        limit, which = wait.socket_timeout, TimedOut.SOCKET
+    if limit is not None and limit <= 0:
+        return which
+    with anyio.CancelScope(deadline=math.inf if limit is None else anyio.current_time() + limit):
+        try:
+            return await stream.receive(_RECV_SIZE)
+        except anyio.EndOfStream:
+            return b""
+        except _STREAM_ERRORS:
+            return b""  # reset: reported like a close, as the other drivers do
+    return which
+
+
+async def _close(stream: anyio.abc.SocketStream, conn: ULConnection) -> None:
+    """Flush what the procedure left to send (an A-ABORT, a last PDU), then close the stream:
+    shielded from any cancellation of the caller and bounded by `_CLOSE_GRACE`."""
+    with anyio.CancelScope(shield=True):
+        data = conn.data_to_send()
+        if data:
+            with anyio.move_on_after(_CLOSE_GRACE), contextlib.suppress(*_STREAM_ERRORS):
+                await stream.send(data)
+        await anyio.aclose_forcefully(stream)

@@ -60,7 +60,9 @@ def _item(item_type: int, body: bytes) -> bytes:
 
 def _uid(text: str) -> bytes:
     # PS3.8 Annex F: UIDs in items are sent without padding, even when their length is odd.
-    return text.encode("ascii")
+    # latin-1 is the inverse of `_text`: whatever a peer sent re-encodes to the same bytes
+    # (an SCP echoes a peer's transfer syntax in a rejected context).
+    return text.encode("latin-1")
 
 
 def _encode_user_information(ui: UserInformation) -> bytes:

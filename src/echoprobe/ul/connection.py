@@ -143,13 +143,11 @@ class ULConnection:
         if not data:
             self._transport_closed()
             return
-        if self._closed_input or self.state is State.STA1:
-            return  # after a framing error nothing more is trusted; after close nothing counts
+        if self._input_ended():
+            return
         framer = self._framer
         framer.feed(data)
-        # A PDU that ends the association (AE-4, AR-3, AA-2, AA-3) leads to Sta1, where no
-        # PDU has a cell in Table 9-10: bytes behind it in the same read are not dispatched.
-        while not self._closed_input and self.state is not State.STA1:
+        while not self._input_ended():
             try:
                 frame = framer.next_pdu()
                 if frame is None:
@@ -163,6 +161,12 @@ class ULConnection:
             if pdu_type <= 0x02:
                 self._raw_associate = _HEADER.pack(pdu_type, 0, len(body)) + body
             self._dispatch(_PDU_EVENT[pdu_type], pdu)
+
+    def _input_ended(self) -> bool:
+        # After a framing error nothing more is trusted. In Sta1 nothing counts: a PDU that
+        # ends the association (AE-4, AR-3, AA-2, AA-3) leads there, and no PDU has a cell in
+        # Sta1 (Table 9-10), so bytes behind it in the same read are not dispatched either.
+        return self._closed_input or self.state is State.STA1
 
     # ---------------------------------------------------------------------------- timers
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from echoprobe.dimse.command_set import COMMAND_ELEMENTS, CommandValue
 from echoprobe.ul.constants import VERIFICATION_SOP_CLASS
 from echoprobe.ul.negotiation import DCMTK_TRANSFER_SYNTAXES
-from echoprobe.ul.pdu import AssociateAC, AssociateRQ, ae_text
+from echoprobe.ul.pdu import AssociateAC, AssociateRQ, PresentationContextAC, ae_text
 
-_UID_NAMES = {uid: name for uid, name in DCMTK_TRANSFER_SYNTAXES}
+_UID_NAMES = dict(DCMTK_TRANSFER_SYNTAXES)
 _UID_NAMES[VERIFICATION_SOP_CLASS] = "VerificationSOPClass"
 _RESULT_LABEL = {
     0: "(Accepted)",
@@ -67,14 +67,17 @@ def dump_association(
         f"Their Max PDU Receive Size:  {their_max}",
         "Presentation Contexts:",
     ]
-    answers = {}
+    answers: dict[int, PresentationContextAC] = {}
     if accept is not None:
-        for pc in accept.presentation_contexts:
-            answers.setdefault(pc.context_id, pc)
+        for ac_pc in accept.presentation_contexts:
+            answers.setdefault(ac_pc.context_id, ac_pc)
     for pc in request.presentation_contexts:
         answer = answers.get(pc.context_id)
-        label = "(Proposed)" if answer is None else _RESULT_LABEL.get(
-            answer.result, "(--Invalid Result/Reason--)")
+        label = (
+            "(Proposed)"
+            if answer is None
+            else _RESULT_LABEL.get(answer.result, "(--Invalid Result/Reason--)")
+        )
         lines.append(f"  Context ID:        {pc.context_id} {label}")
         lines.append(f"    Abstract Syntax: {uid_label(pc.abstract_syntax or '')}")
         lines.append("    Proposed SCP/SCU Role: Default")

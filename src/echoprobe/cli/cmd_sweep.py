@@ -1,0 +1,637 @@
+"""`echoprobe sweep`: verify a whole fleet of DICOM peers at once.
+
+    echoprobe sweep PACS@10.0.0.5 CT1@10.0.0.6:11112 --targets inventory.csv \\
+        --concurrency 512 -ta 5 --format jsonl --output sweep.jsonl
+
+Rules:
+- One record per target is written as it arrives (JSON Lines / CSV: flushed per record, fsynced
+  at the end); the table and the summary come at the end. The summary, progress and messages
+  go to stderr, so stdout carries only the records.
+- A live progress display (counts by outcome, rate, ETA) only when stderr is a terminal.
+- SIGINT / SIGTERM: start no more probes, cancel those in flight (each records `cancelled`, the
+  driver sends A-ABORT), record every target never started (`not_started`), print the
+  summary, exit 130 / 143. A second signal exits at once, after flushing what is written.
+- The event loop is uvloop when installed.
+- Exit codes: `cli/exit_codes.py` (listed in `--help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from echoprobe.cli import exit_codes
+from echoprobe.fleet.limits import FD_RESERVE
+from echoprobe.fleet.sweep import DEFAULT_CONCURRENCY, ResultStream, SweepStats, sweep
+from echoprobe.fleet.targets import (
+    FORMATS,
+    TargetFileError,
+    TargetItem,
+    check_ae_title,
+    coerce_target,
+    count_targets_hint,
+    load_targets,
+)
+from echoprobe.options import Timeouts
+from echoprobe.report.csv_out import CsvWriter
+from echoprobe.report.jsonl import JsonlWriter, RecordWriter
+from echoprobe.report.summary import SweepSummary, render_summary
+from echoprobe.report.table import OUTCOME_STYLE, render_table
+from echoprobe.results import Outcome, ProbeResult
+
+PROG = "echoprobe sweep"
+OUTPUT_FORMATS = ("table", "jsonl", "csv")
+SIGNAL_EXIT = {signal.SIGINT: exit_codes.INTERRUPTED, signal.SIGTERM: exit_codes.TERMINATED}
+
+EPILOG = """\
+targets:
+  [CALLED_AE@]host[:port]   e.g. PACS@10.0.0.5, CT1@ct1.example.org:11112, [::1]:11112
+                            (default port 104, default called AE from -aec)
+  --targets FILE            CSV with a header (host, port, called_ae, calling_ae, name, tags,
+                            tls, connect_timeout, acse_timeout, dimse_timeout, release_timeout,
+                            timeout), JSON Lines, YAML, or one target per line; "-" is stdin.
+                            Malformed entries become invalid_target records.
+
+exit codes:
+  0    every target succeeded (every C-ECHO returned 0000H), or --fail-on/--min-success hold
+  1    at least one target failed (by default: any outcome other than success)
+  2    usage error (bad arguments, unreadable target file, unwritable output, no targets)
+  3    internal error (a bug: a record with outcome internal_error was written)
+  130  interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM
+"""
+
+
+# --- argument types -----------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a rate: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive rate: {text!r}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    """0.95, or 95%."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (e.g. 0.95 or 95%)") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%): {text!r}")
+    return value
+
+
+def _outcomes(text: str) -> frozenset[str]:
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one outcome")
+    if "any" in names:
+        names.discard("any")
+        names |= {o.value for o in Outcome if not o.echo_succeeded}
+    known = {o.value for o in Outcome}
+    unknown = sorted(names - known)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown outcome(s) {', '.join(unknown)}; known: any, {', '.join(sorted(known))}"
+        )
+    return frozenset(names)
+
+
+def _ae_title(text: str) -> str:
+    try:
+        return check_ae_title(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: Any) -> None:
+    """Add the `sweep` subcommand to the `echoprobe` parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sweep",
+        help="verify many DICOM peers at once (C-ECHO)",
+        description="Verify a fleet of DICOM peers with C-ECHO, concurrently: one record per "
+        "target, a summary, and an exit code for monitoring.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("targets", nargs="*", metavar="TARGET", help="[CALLED_AE@]host[:port]")
+    g = p.add_argument_group("targets")
+    g.add_argument(
+        "--targets",
+        dest="target_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="read targets from FILE (CSV, JSON Lines, YAML or plain lines; '-' for stdin); "
+        "may be repeated",
+    )
+    g.add_argument(
+        "--targets-format",
+        choices=FORMATS,
+        default="auto",
+        help="format of --targets files (default: by extension, else by content)",
+    )
+    g = p.add_argument_group("concurrency and politeness")
+    g.add_argument(
+        "-c",
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"associations at once (default {DEFAULT_CONCURRENCY}; capped at the open-file "
+        f"limit - {FD_RESERVE})",
+    )
+    g.add_argument(
+        "--per-host",
+        type=_non_negative_int,
+        default=1,
+        metavar="N",
+        help="associations at once per peer address (default 1; 0 = no limit)",
+    )
+    g.add_argument(
+        "--rate",
+        type=_rate,
+        metavar="R",
+        help="start at most R associations per second, with jitter (default: no limit)",
+    )
+    g.add_argument(
+        "--dns-concurrency",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="name lookups at once (default 32; results are cached)",
+    )
+    g = p.add_argument_group("association")
+    g.add_argument(
+        "-aet",
+        "--aetitle",
+        dest="calling_ae",
+        type=_ae_title,
+        default="ECHOSCU",
+        metavar="AETITLE",
+        help="our calling AE title (default ECHOSCU)",
+    )
+    g.add_argument(
+        "-aec",
+        "--call",
+        dest="called_ae",
+        type=_ae_title,
+        default="ANY-SCP",
+        metavar="AETITLE",
+        help="called AE title for targets that name none (default ANY-SCP)",
+    )
+    g.add_argument(
+        "-r",
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="C-ECHOs per association (default 1)",
+    )
+    g.add_argument(
+        "-pdu",
+        "--max-pdu",
+        type=_positive_int,
+        default=16384,
+        metavar="N",
+        help="our maximum receive PDU length (default 16384)",
+    )
+    g = p.add_argument_group("deadlines (seconds)")
+    g.add_argument("-to", "--connect-timeout", type=_seconds, default=10.0, metavar="S")
+    g.add_argument("-ta", "--acse-timeout", type=_seconds, default=30.0, metavar="S")
+    g.add_argument("-td", "--dimse-timeout", type=_seconds, default=30.0, metavar="S")
+    g.add_argument("--release-timeout", type=_seconds, default=10.0, metavar="S")
+    g.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="S",
+        help="absolute deadline for each whole target (resolution to close)",
+    )
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        help="records as a table (at the end), JSON Lines or CSV (streamed); default: by the "
+        "--output extension, else table",
+    )
+    g.add_argument("-o", "--output", metavar="FILE", help="write the records to FILE")
+    g.add_argument(
+        "--fail-on",
+        type=_outcomes,
+        metavar="OUTCOME,...",
+        help="exit 1 only when a target ends with one of these outcomes ('any' = every "
+        "failure, the default)",
+    )
+    g.add_argument(
+        "--min-success",
+        type=_ratio,
+        metavar="R",
+        help="exit 1 when the share of successful targets is below R (0.95 or 95%%)",
+    )
+    g.add_argument(
+        "--no-progress", action="store_true", help="no live progress, even on a terminal"
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=run)
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: message on stderr, exit 2."""
+
+
+@dataclass
+class Plan:
+    """Everything `run` decided before the loop starts."""
+
+    targets: Iterator[TargetItem]
+    total_hint: int | None
+    timeouts: Timeouts
+    output_format: str
+    writer: RecordWriter | None
+    table_out: IO[str] | None
+    progress: bool
+    err: Console
+    records: list[ProbeResult] | None = None
+    sources: list[Iterator[TargetItem]] = field(default_factory=list)
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return str(args.format)
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}.get(
+        suffix, "table"
+    )
+
+
+def _chain_targets(
+    positional: Iterable[str], sources: Iterable[Iterator[TargetItem]]
+) -> Iterator[TargetItem]:
+    for number, spec in enumerate(positional, 1):
+        yield coerce_target(spec, source=f"argument {number}")
+    for source in sources:
+        yield from source
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Check the arguments, open the inputs and the output; raises `UsageError`."""
+    if not args.targets and not args.target_files:
+        raise UsageError("no targets: give TARGET arguments and/or --targets FILE")
+    if args.target_files.count("-") > 1:
+        raise UsageError("stdin ('-') can be read only once")
+    sources = []
+    hint: int | None = len(args.targets)
+    for path in args.target_files:
+        try:
+            if path == "-":
+                sources.append(load_targets("-", args.targets_format, stream=sys.stdin))
+                hint = None
+            else:
+                sources.append(load_targets(path, args.targets_format))
+                count = count_targets_hint(path)
+                hint = None if hint is None or count is None else hint + count
+        except TargetFileError as exc:
+            for source in sources:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
+            raise UsageError(str(exc)) from exc
+    timeouts = Timeouts(
+        connect=args.connect_timeout,
+        acse=args.acse_timeout,
+        dimse=args.dimse_timeout,
+        release=args.release_timeout,
+        total=args.timeout,
+    )
+    fmt = _output_format(args)
+    # Not a terminal: a wide fixed width, so that logs keep one record per line.
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+    writer: RecordWriter | None = None
+    table_out: IO[str] | None = None
+    try:
+        if fmt == "jsonl":
+            writer = JsonlWriter(args.output)
+        elif fmt == "csv":
+            writer = CsvWriter(args.output)
+        elif args.output:
+            table_out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    return Plan(
+        targets=_chain_targets(args.targets, sources),
+        total_hint=hint,
+        timeouts=timeouts,
+        output_format=fmt,
+        writer=writer,
+        table_out=table_out,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        err=err,
+        records=[] if fmt == "table" else None,
+        sources=sources,
+    )
+
+
+# --- exit code ----------------------------------------------------------------------------------
+
+
+def decide_exit(
+    summary: SweepSummary,
+    *,
+    fail_on: frozenset[str] | None,
+    min_success: float | None,
+    signum: int | None = None,
+) -> int:
+    """The exit code of a finished sweep (see EPILOG)."""
+    if signum is not None:
+        return SIGNAL_EXIT.get(signal.Signals(signum), 128 + signum)
+    if summary.internal_errors:
+        return exit_codes.INTERNAL
+    if fail_on is None and min_success is None:
+        return exit_codes.SOME_FAILED if summary.failing_count else exit_codes.OK
+    failed = False
+    if fail_on is not None:
+        failed = any(summary.by_outcome.get(outcome, 0) for outcome in fail_on)
+    if min_success is not None:
+        ratio = summary.success_ratio
+        failed = failed or ratio is None or ratio < min_success
+    return exit_codes.SOME_FAILED if failed else exit_codes.OK
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class ProgressView:
+    """What the live display shows: a bar, counts by outcome, rate and ETA."""
+
+    def __init__(self, stats: Callable[[], SweepStats | None], total_hint: int | None) -> None:
+        self._stats = stats
+        self._total_hint = total_hint
+
+    def __rich__(self) -> RenderableType:
+        stats = self._stats()
+        if stats is None:
+            return Text("starting…", style="dim")
+        done = stats.emitted
+        total = stats.total_hint or self._total_hint
+        if total is not None and stats.finished:
+            total = done
+        elapsed = stats.elapsed
+        rate = done / elapsed if elapsed > 0 else 0.0
+        line = Text()
+        line.append("sweep ", style="bold")
+        line.append(f"{done:,}" + (f"/{max(total, done):,}" if total else ""))
+        line.append(f"  {rate:,.0f}/s  in flight {stats.in_flight}")
+        if total and rate > 0 and total > done:
+            line.append(f"  ETA {_duration((total - done) / rate)}")
+        if stats.stopping:
+            line.append("  stopping…", style="bold yellow")
+        counts = Text()
+        for outcome, n in sorted(stats.by_outcome.items(), key=lambda kv: (-kv[1], kv[0])):
+            counts.append(f"{outcome} ", style=OUTCOME_STYLE.get(outcome, ""))
+            counts.append(f"{n:,}  ")
+        bar = ProgressBar(total=float(max(total or 0, done, 1)), completed=float(done), width=40)
+        return Group(line, bar, counts)
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds + 0.5))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{s:02d}s"
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m"
+
+
+async def _refresh(live: Live, period: float = 0.25) -> None:
+    # Refreshed from the loop, not rich's thread: the stats are mutated by the loop only.
+    while True:
+        live.refresh()
+        await asyncio.sleep(period)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
+    """Run the sweep of `plan`; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    err = plan.err
+    signals: list[int] = []
+    streams: list[ResultStream] = []
+    live: Live | None = None
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            if streams:
+                streams[0].stop()
+            name = signal.Signals(signum).name
+            err.print(
+                f"{PROG}: {name}: stopping (in-flight probes are cancelled); "
+                "send it again to quit at once",
+                style="yellow",
+            )
+            return
+        if live is not None:
+            with contextlib.suppress(Exception):
+                live.stop()
+        if plan.writer is not None:
+            plan.writer.flush()
+        os._exit(SIGNAL_EXIT.get(signal.Signals(signals[0]), 128 + signals[0]))
+
+    installed = _install_signals(loop, on_signal)
+    summary = SweepSummary()
+    stats: SweepStats | None = None
+    write_error: OSError | None = None
+    refresher: asyncio.Task[None] | None = None
+    try:
+        async with sweep(
+            plan.targets,
+            concurrency=args.concurrency,
+            per_host=args.per_host,
+            rate=args.rate,
+            timeouts=plan.timeouts,
+            calling_ae=args.calling_ae,
+            called_ae=args.called_ae,
+            repeat=args.repeat,
+            max_pdu=args.max_pdu,
+            dns_concurrency=args.dns_concurrency,
+        ) as results:
+            streams.append(results)
+            stats = results.stats
+            if signals:  # a signal came before the sweep began
+                results.stop()
+            if plan.progress:
+                view = ProgressView(lambda: results.stats, plan.total_hint)
+                live = Live(view, console=err, auto_refresh=False, transient=True)
+                live.start()
+                refresher = loop.create_task(_refresh(live))
+            async for record in results:
+                summary.add(record)
+                if plan.records is not None:
+                    plan.records.append(record)
+                if plan.writer is not None and write_error is None:
+                    try:
+                        plan.writer.write(record)
+                    except OSError as exc:  # disk full, pipe closed: stop, say so
+                        write_error = exc
+                        results.stop(drain=False)
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        if live is not None:
+            live.stop()
+        if plan.writer is not None:
+            with contextlib.suppress(OSError):
+                plan.writer.close()
+    try:
+        if plan.records is not None:
+            _print_table(plan)
+        if not args.quiet:
+            render_summary(summary, err, stats=stats)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    if write_error is not None:
+        err.print(f"{PROG}: error: writing records failed: {write_error}", style="bold red")
+        return exit_codes.USAGE
+    if summary.count == 0 and not signals:
+        err.print(f"{PROG}: error: no targets found in the input", style="bold red")
+        return exit_codes.USAGE
+    return decide_exit(
+        summary,
+        fail_on=args.fail_on,
+        min_success=args.min_success,
+        signum=signals[0] if signals else None,
+    )
+
+
+def _print_table(plan: Plan) -> None:
+    assert plan.records is not None
+    if plan.table_out is None and sys.stdout.isatty():
+        render_table(plan.records, Console(highlight=False))
+        return
+    # A file or a pipe: wide, plain, no trailing blanks (diff- and grep-friendly).
+    console = Console(width=200, no_color=True, highlight=False)
+    with console.capture() as capture:
+        render_table(plan.records, console)
+    text = "\n".join(line.rstrip() for line in capture.get().splitlines()) + "\n"
+    if plan.table_out is not None:
+        with plan.table_out:
+            plan.table_out.write(text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler, int(sig))
+            installed.append(int(sig))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    return installed
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop  # noqa: PLC0415 - optional: the measured fast loop when installed
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def _setup_logging(err: Console, progress: bool) -> None:
+    root = logging.getLogger("echoprobe")
+    if root.handlers:
+        return
+    handler: logging.Handler
+    if progress:
+        from rich.logging import RichHandler  # noqa: PLC0415 - only on a terminal
+
+        handler = RichHandler(console=err, show_time=False, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("echoprobe sweep: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `sweep` subcommand: returns the exit code."""
+    try:
+        plan = make_plan(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    _setup_logging(plan.err, plan.progress)
+    try:
+        with _runner() as runner:
+            return runner.run(sweep_main(args, plan))
+    except KeyboardInterrupt:  # Ctrl-C before our handler was installed
+        if plan.writer is not None:
+            plan.writer.close()
+        return exit_codes.INTERRUPTED
+
+
+__all__ = ["Plan", "ProgressView", "decide_exit", "make_plan", "register", "run", "sweep_main"]

@@ -1,0 +1,726 @@
+"""`sweep()`: verify a fleet of peers concurrently; exactly one record per target.
+
+    async with sweep(["PACS@10.0.0.5:104", "10.0.0.6:11112"], concurrency=256) as results:
+        async for record in results:          # records stream as probes finish
+            print(record.target, record.outcome)
+
+Rules (docs/robustness.md §4, "nothing lost"):
+- Exactly one `ProbeResult` per target, whatever happens: success, every failure class, the
+  per-target deadline, `stop()` (in-flight probes → `cancelled`, never-started targets →
+  `not_started`), malformed input (`invalid_target`), and our own bugs (`internal_error`,
+  logged with the traceback, counted in `stats.internal_errors`, never silent). Duplicated
+  targets are probed and recorded once (counted in `stats.duplicates`).
+- A fixed pool of worker tasks pulls targets from the (possibly lazy, possibly async) source:
+  never one task per target up front, so memory does not grow with the inventory. Records go
+  through a bounded queue: a slow consumer slows the sweep instead of filling memory.
+- Limits, in the order a probe meets them: name resolution (concurrent, bounded, cached,
+  failures cached too), the per-host limit (keyed by address), the rate limiter, then the probe.
+- `probe()` never raises for a peer's failure; a guard deadline a little beyond the probe's
+  own catches a probe that overruns (recorded as `deadline_exceeded`, logged as a bug).
+- Cancellation: `stop()` cancels only tasks inside a probe or waiting for a slot; the driver
+  sends A-ABORT and closes the socket. Leaving the `async with` block early cancels everything
+  and drops records not yet read: call `results.stop()` and keep iterating to get them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+import traceback
+from collections import Counter
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Sized,
+)
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from time import perf_counter
+from typing import Any, Final, Protocol
+
+from echoprobe.errors import DNSError
+from echoprobe.fleet.limits import (
+    FD_RESERVE,
+    ConcurrencyLimit,
+    HostLimiter,
+    RateLimiter,
+    effective_concurrency,
+)
+from echoprobe.fleet.targets import InvalidTarget, Target, coerce_target
+from echoprobe.net.addresses import literal_family
+from echoprobe.net.client import probe as _default_probe
+from echoprobe.net.errors_map import map_resolve_error
+from echoprobe.options import Timeouts
+from echoprobe.results import PHASES, Outcome, ProbeResult
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY: Final = 256
+GUARD_GRACE: Final = 2.0  # seconds past a probe's own deadline before the sweep steps in
+_END: Final = object()
+
+SweepInput = Target | InvalidTarget | str | Mapping[str, Any]
+"""What `sweep()` takes: targets, invalid inputs (recorded as such), specs, inventory entries."""
+
+ResolveFn = Callable[[str, int], Awaitable[Sequence[str]]]
+"""`(host, port) -> addresses` (IP literals, best first); raise `OSError`/`DNSError` on failure."""
+
+
+class ProbeFn(Protocol):
+    """The shape of `echoprobe.net.client.probe` (injectable for tests)."""
+
+    def __call__(
+        self,
+        host: str,
+        port: int = ...,
+        *,
+        calling_ae: str = ...,
+        called_ae: str = ...,
+        timeouts: Timeouts = ...,
+        max_pdu: int = ...,
+        repeat: int = ...,
+        target: str | None = ...,
+        name: str | None = ...,
+        tags: tuple[str, ...] = ...,
+    ) -> Awaitable[ProbeResult]: ...
+
+
+# --- name resolution --------------------------------------------------------------------------
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The system resolver (`getaddrinfo` in asyncio's thread pool): addresses, best first."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class Resolver:
+    """Concurrent, bounded, cached resolution: one lookup per distinct name per sweep.
+
+    A lookup runs as its own task, so a caller giving up (its deadline, `stop()`) does not
+    waste it for the others; failures are cached too (an inventory full of one dead name
+    costs one lookup). IP literals never reach the resolver."""
+
+    def __init__(
+        self, *, limit: int = 32, resolve: ResolveFn | None = None, timeout: float = 10.0
+    ) -> None:
+        if limit < 1:
+            raise ValueError("the resolver's concurrency must be at least 1")
+        self._semaphore = asyncio.Semaphore(limit)
+        self._resolve = resolve or system_resolve
+        self._timeout = timeout
+        self._lookups: dict[str, asyncio.Task[tuple[str, ...]]] = {}
+        self.lookups = 0
+        self.cache_hits = 0
+
+    async def resolve(self, host: str, port: int, limit: float | None = None) -> tuple[str, ...]:
+        """Addresses of `host`, or `DNSError` (also when `limit` seconds pass first)."""
+        if literal_family(host) is not None:
+            return (host,)
+        key = host.lower().rstrip(".")
+        task = self._lookups.get(key)
+        if task is None:
+            self.lookups += 1
+            task = asyncio.get_running_loop().create_task(self._lookup(host, port))
+            task.add_done_callback(_retrieve)
+            self._lookups[key] = task
+        else:
+            self.cache_hits += 1
+        try:
+            async with asyncio.timeout(limit):
+                return await asyncio.shield(task)
+        except TimeoutError as exc:
+            raise map_resolve_error(host, TimeoutError("resolution timed out")) from exc
+
+    async def _lookup(self, host: str, port: int) -> tuple[str, ...]:
+        async with self._semaphore:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    addresses = tuple(await self._resolve(host, port))
+            except DNSError:
+                raise
+            except TimeoutError as exc:
+                raise map_resolve_error(host, TimeoutError("resolution timed out")) from exc
+            except (OSError, UnicodeError) as exc:
+                raise map_resolve_error(host, exc) from exc
+        if not addresses:
+            raise map_resolve_error(host, OSError("no address"))
+        return addresses
+
+    async def aclose(self) -> None:
+        pending = [t for t in self._lookups.values() if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    # Mark a cached failure as retrieved, so asyncio does not log it when nobody awaited it.
+    if not task.cancelled():
+        task.exception()
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SweepStats:
+    """Live counts of a sweep (read them for progress; only the sweep writes them)."""
+
+    concurrency: ConcurrencyLimit
+    total_hint: int | None = None  # the number of inputs, when known in advance
+    taken: int = 0  # inputs taken from the source (invalid ones and duplicates included)
+    duplicates: int = 0
+    duplicate_examples: list[str] = field(default_factory=list)
+    started: int = 0  # probes that began (an association was attempted)
+    in_flight: int = 0
+    emitted: int = 0  # records produced
+    by_outcome: Counter[str] = field(default_factory=Counter)
+    internal_errors: int = 0
+    dns_lookups: int = 0
+    dns_cache_hits: int = 0
+    stopping: bool = False
+    finished: bool = False
+    began: float = field(default_factory=perf_counter)
+    ended: float | None = None
+
+    @property
+    def expected(self) -> int:
+        """Records owed for the inputs taken so far (one per distinct target)."""
+        return self.taken - self.duplicates
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended if self.ended is not None else perf_counter()) - self.began
+
+
+# --- the result stream ------------------------------------------------------------------------
+
+
+class ResultStream(AsyncIterator[ProbeResult]):
+    """What `sweep()` yields: an async iterator of records, plus `stats` and `stop()`."""
+
+    def __init__(self, engine: _Sweep) -> None:
+        self._engine = engine
+        self._done = False
+
+    @property
+    def stats(self) -> SweepStats:
+        return self._engine.stats
+
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop the sweep: start no more probes and cancel those in flight (each records
+        `cancelled`); with `drain`, every target not yet started still gets a `not_started`
+        record (the rest of the source is read for that). Keep iterating: the stream ends when
+        every record is out. Safe to call from a signal handler, and more than once."""
+        self._engine.stop(drain=drain)
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> ProbeResult:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self._engine.queue.get()
+        if item is _END:
+            self._done = True
+            raise StopAsyncIteration
+        assert isinstance(item, ProbeResult)  # only records and _END are ever queued
+        return item
+
+
+@dataclass(slots=True)
+class _Job:
+    target: Target
+    began: float = field(default_factory=perf_counter)
+    resolve_ms: float | None = None
+    probing: bool = False
+
+
+class _Sweep:
+    def __init__(
+        self,
+        source: Iterable[object] | AsyncIterable[object],
+        *,
+        stats: SweepStats,
+        workers: int,
+        timeouts: Timeouts,
+        calling_ae: str,
+        called_ae: str,
+        repeat: int,
+        max_pdu: int,
+        resolver: Resolver,
+        hosts: HostLimiter,
+        rate: RateLimiter | None,
+        dedupe: bool,
+        probe_fn: ProbeFn,
+        queue_size: int,
+    ) -> None:
+        self.stats = stats
+        self.queue: asyncio.Queue[object] = asyncio.Queue(queue_size)
+        self.stream = ResultStream(self)
+        self._source = source
+        self._sync_iter: Iterator[object] | None = None
+        self._async_iter: AsyncIterator[object] | None = None
+        if isinstance(source, AsyncIterable):
+            self._async_iter = aiter(source)
+        else:
+            self._sync_iter = iter(source)
+        self._source_lock = asyncio.Lock()
+        self._exhausted = False
+        self._n_workers = workers
+        self._timeouts = timeouts
+        self._calling_ae = calling_ae
+        self._called_ae = called_ae
+        self._repeat = repeat
+        self._max_pdu = max_pdu
+        self._resolver = resolver
+        self._hosts = hosts
+        self._rate = rate
+        self._dedupe = dedupe
+        self._seen: set[object] = set()
+        self._probe = probe_fn
+        self._stopping = False
+        self._drain = True
+        self._active: dict[asyncio.Task[Any], _Job] = {}
+        self._cancelled_by_us: set[asyncio.Task[Any]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._supervisor: asyncio.Task[None] | None = None
+
+    # -- life cycle
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._workers = [
+            loop.create_task(self._worker(), name=f"sweep-worker-{i}")
+            for i in range(self._n_workers)
+        ]
+        self._supervisor = loop.create_task(self._supervise(), name="sweep-supervisor")
+
+    async def _supervise(self) -> None:
+        outcomes = await asyncio.gather(*self._workers, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                self.stats.internal_errors += 1
+                logger.error("a sweep worker failed", exc_info=outcome)
+        self.stats.finished = True
+        self.stats.ended = perf_counter()
+        self.stats.dns_lookups = self._resolver.lookups
+        self.stats.dns_cache_hits = self._resolver.cache_hits
+        await self.queue.put(_END)
+
+    def stop(self, *, drain: bool = True) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self._drain = drain
+            self.stats.stopping = True
+        elif not drain:
+            self._drain = False
+        for task in list(self._active):
+            if task not in self._cancelled_by_us:
+                self._cancelled_by_us.add(task)
+                task.cancel()
+
+    async def aclose(self) -> None:
+        self._stopping = True
+        self._drain = False
+        tasks = [t for t in (*self._workers, self._supervisor) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._resolver.aclose()
+        await self._close_source()
+        self.stats.finished = True
+        if self.stats.ended is None:
+            self.stats.ended = perf_counter()
+
+    async def _close_source(self) -> None:
+        try:
+            if self._async_iter is not None:
+                closer = getattr(self._async_iter, "aclose", None)
+                if closer is not None:
+                    await closer()
+            elif self._sync_iter is not None:
+                close = getattr(self._sync_iter, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            logger.exception("closing the target source failed")
+
+    # -- workers
+
+    async def _next_item(self) -> object:
+        if self._exhausted or (self._stopping and not self._drain):
+            return _END
+        try:
+            if self._async_iter is not None:
+                async with self._source_lock:
+                    if self._exhausted:
+                        return _END
+                    return await anext(self._async_iter)
+            assert self._sync_iter is not None
+            return next(self._sync_iter)
+        except (StopIteration, StopAsyncIteration):
+            self._exhausted = True
+            return _END
+        except Exception as exc:  # the source itself broke (a bug or an I/O error): say so
+            self._exhausted = True
+            logger.exception("reading targets failed")
+            return InvalidTarget("", f"reading targets failed: {type(exc).__name__}: {exc}")
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._next_item()
+            if item is _END:
+                return
+            try:
+                record = await self._handle(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug outside a probe: still exactly one record
+                record = self._internal_error(item, exc)
+            if record is not None:
+                await self._emit(record)
+
+    async def _emit(self, record: ProbeResult) -> None:
+        stats = self.stats
+        stats.emitted += 1
+        stats.by_outcome[record.outcome.value] += 1
+        if record.outcome is Outcome.INTERNAL_ERROR:
+            stats.internal_errors += 1
+        await self.queue.put(record)
+
+    async def _handle(self, item: object) -> ProbeResult | None:
+        self.stats.taken += 1
+        target = coerce_target(item)
+        if isinstance(target, InvalidTarget):
+            return self._invalid(target)
+        if self._dedupe:
+            key = target.key(self._called_ae, self._calling_ae)
+            if key in self._seen:
+                self._duplicate(target)
+                return None
+            self._seen.add(key)
+        if self._stopping:
+            return self._record(target, Outcome.NOT_STARTED, error="the sweep was stopped")
+        if target.tls:
+            return self._record(
+                target,
+                Outcome.INVALID_TARGET,
+                error="TLS is requested but this version of echoprobe cannot probe over TLS",
+                detail={"source": target.source} if target.source else {},
+            )
+        return await self._run(target)
+
+    def _duplicate(self, target: Target) -> None:
+        stats = self.stats
+        stats.duplicates += 1
+        label = target.label(self._called_ae)
+        if len(stats.duplicate_examples) < 20:
+            stats.duplicate_examples.append(label)
+        logger.info("duplicate target %s (%s) skipped", label, target.source or "argument")
+
+    async def _run(self, target: Target) -> ProbeResult:
+        task = asyncio.current_task()
+        assert task is not None
+        job = _Job(target)
+        self._active[task] = job
+        try:
+            return await self._attempt(job)
+        except asyncio.CancelledError:
+            if task not in self._cancelled_by_us:
+                raise  # cancelled from outside (the sweep is being torn down)
+            return self._cancelled(job)
+        except Exception as exc:
+            return self._internal_error(target, exc, job)
+        finally:
+            del self._active[task]
+            if job.probing:
+                self.stats.in_flight -= 1
+            if task in self._cancelled_by_us:
+                self._cancelled_by_us.discard(task)
+                task.uncancel()
+
+    async def _attempt(self, job: _Job) -> ProbeResult:
+        target = job.target
+        timeouts = target.timeouts.apply(self._timeouts)
+        try:
+            addresses = await self._resolver.resolve(
+                target.host, target.port, _least(timeouts.connect, timeouts.total)
+            )
+        except DNSError as exc:
+            elapsed = (perf_counter() - job.began) * 1000.0
+            return self._record(
+                target,
+                Outcome.DNS_ERROR,
+                error=str(exc),
+                phase="resolve",
+                detail={"host": exc.host, "reason": exc.reason},
+                timings={"resolve": elapsed, "total": elapsed},
+            )
+        resolved_at = perf_counter()
+        job.resolve_ms = (resolved_at - job.began) * 1000.0
+        address = addresses[0]
+        async with self._hosts.slot(address):
+            if self._rate is not None:
+                await self._rate.wait()
+            job.probing = True
+            self.stats.started += 1
+            self.stats.in_flight += 1
+            probe_timeouts = timeouts
+            if timeouts.total is not None:
+                remaining = timeouts.total - (resolved_at - job.began)
+                if remaining <= 0:
+                    return self._record(
+                        target,
+                        Outcome.DEADLINE_EXCEEDED,
+                        error="the target's deadline passed while resolving its name",
+                        phase="resolve",
+                        detail={"timer": "deadline"},
+                        timings={"resolve": job.resolve_ms, "total": job.resolve_ms},
+                    )
+                probe_timeouts = replace(timeouts, total=remaining)
+            guard = _guard(probe_timeouts, self._repeat)
+            probe_started = perf_counter()
+            try:
+                async with asyncio.timeout(guard) as scope:
+                    result = await self._probe(
+                        address,
+                        target.port,
+                        calling_ae=target.calling_ae or self._calling_ae,
+                        called_ae=target.called_ae or self._called_ae,
+                        timeouts=probe_timeouts,
+                        max_pdu=self._max_pdu,
+                        repeat=self._repeat,
+                        target=target.label(self._called_ae),
+                        name=target.name,
+                        tags=target.tags,
+                    )
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                logger.error("probe of %s overran its deadline by %ss", target.label(), GUARD_GRACE)
+                waited = (perf_counter() - probe_started) * 1000.0
+                return self._record(
+                    target,
+                    Outcome.DEADLINE_EXCEEDED,
+                    error=f"the probe did not end within its deadline + {GUARD_GRACE} s",
+                    detail={"timer": "sweep_guard"},
+                    timings={"resolve": job.resolve_ms, "total": job.resolve_ms + waited},
+                )
+        return self._finish(target, result, job.resolve_ms)
+
+    # -- records
+
+    def _finish(self, target: Target, result: ProbeResult, resolve_ms: float) -> ProbeResult:
+        """The probe's record with the target's own host name and our resolution time."""
+        probe_ms = dict(result.timings_ms)
+        probe_ms.pop("resolve", None)
+        total = probe_ms.pop("total", 0.0)
+        timings = {"resolve": round(resolve_ms, 3)}
+        timings.update((k, v) for k, v in probe_ms.items() if k in PHASES)
+        timings.update((k, v) for k, v in probe_ms.items() if k not in PHASES)
+        timings["total"] = round(resolve_ms + total, 3)
+        return replace(result, host=target.host, timings_ms=timings)
+
+    def _record(
+        self,
+        target: Target,
+        outcome: Outcome,
+        *,
+        error: str | None = None,
+        phase: str | None = None,
+        detail: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> ProbeResult:
+        return ProbeResult(
+            target=target.label(self._called_ae),
+            host=target.host,
+            port=target.port,
+            called_ae=target.called_ae or self._called_ae,
+            calling_ae=target.calling_ae or self._calling_ae,
+            outcome=outcome,
+            detail=detail or {},
+            timings_ms={k: round(v, 3) for k, v in (timings or {}).items()},
+            error=error,
+            phase=phase,
+            name=target.name,
+            tags=target.tags,
+        )
+
+    def _invalid(self, item: InvalidTarget) -> ProbeResult:
+        return ProbeResult(
+            target=item.text,
+            host="",
+            port=0,
+            called_ae=self._called_ae,
+            calling_ae=self._calling_ae,
+            outcome=Outcome.INVALID_TARGET,
+            detail={"source": item.source} if item.source else {},
+            error=item.reason,
+        )
+
+    def _cancelled(self, job: _Job) -> ProbeResult:
+        elapsed = (perf_counter() - job.began) * 1000.0
+        timings = {"total": elapsed}
+        if job.resolve_ms is not None:
+            timings = {"resolve": job.resolve_ms, "total": elapsed}
+        if job.probing:
+            return self._record(
+                job.target,
+                Outcome.CANCELLED,
+                error="the sweep was stopped while this probe ran (association aborted)",
+                timings=timings,
+            )
+        return self._record(
+            job.target,
+            Outcome.NOT_STARTED,
+            error="the sweep was stopped before this probe started",
+            timings=timings,
+        )
+
+    def _internal_error(
+        self, item: object, exc: BaseException, job: _Job | None = None
+    ) -> ProbeResult:
+        text = "".join(traceback.format_exception(exc))
+        digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+        logger.error("internal error while probing %r [%s]", item, digest, exc_info=exc)
+        detail = {"exception": type(exc).__name__, "traceback_hash": digest}
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(item, Target):
+            elapsed = None if job is None else (perf_counter() - job.began) * 1000.0
+            return self._record(
+                item,
+                Outcome.INTERNAL_ERROR,
+                error=error,
+                detail=detail,
+                timings=None if elapsed is None else {"total": elapsed},
+            )
+        shown = item.text if isinstance(item, InvalidTarget) else repr(item)[:200]
+        return ProbeResult(
+            target=shown,
+            host="",
+            port=0,
+            called_ae=self._called_ae,
+            calling_ae=self._calling_ae,
+            outcome=Outcome.INTERNAL_ERROR,
+            detail=detail,
+            error=error,
+        )
+
+
+def _least(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _guard(timeouts: Timeouts, repeat: int) -> float | None:
+    """How long the sweep lets a probe run before it steps in (a probe bounds itself)."""
+    if timeouts.total is not None:
+        return timeouts.total + GUARD_GRACE
+    phases = (timeouts.connect, timeouts.acse, timeouts.dimse, timeouts.release)
+    if any(p is None for p in phases):
+        return None
+    connect, acse, dimse, release = (float(p or 0.0) for p in phases)
+    return connect + acse + dimse * repeat + release + GUARD_GRACE
+
+
+@asynccontextmanager
+async def sweep(
+    targets: Iterable[SweepInput] | AsyncIterable[SweepInput],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    per_host: int | None = 1,
+    rate: float | None = None,
+    jitter: float = 0.1,
+    timeouts: Timeouts | None = None,
+    calling_ae: str = "ECHOSCU",
+    called_ae: str = "ANY-SCP",
+    repeat: int = 1,
+    max_pdu: int = 16384,
+    dns_concurrency: int = 32,
+    resolver: ResolveFn | None = None,
+    dedupe: bool = True,
+    raise_nofile: bool = True,
+    fd_reserve: int = FD_RESERVE,
+    total: int | None = None,
+    probe_fn: ProbeFn | None = None,
+) -> AsyncIterator[ResultStream]:
+    """Verify every target, `concurrency` at a time; yields a `ResultStream` of records.
+
+    `targets`: `Target`s, `InvalidTarget`s, spec strings (`[CALLED_AE@]host[:port]`) or
+    inventory mappings (`{"host": ..., "port": ...}`), in a list, a lazy iterator (e.g.
+    `load_targets(path)`) or an async iterable. Each target gets exactly one record, in the
+    order probes finish. Never raises for a target's failure.
+
+    `per_host`: probes at once per peer address (None or 0: no limit). `rate`: association
+    starts per second (None: as fast as `concurrency` allows), spaced with ± `jitter`.
+    `timeouts`: per-phase seconds and `total`, the per-target deadline (a target's own
+    overrides win). `resolver`: `(host, port) -> addresses`, to replace the system resolver.
+    `raise_nofile`: raise RLIMIT_NOFILE to its hard limit; concurrency is capped at the soft
+    limit - `fd_reserve` either way (see `results.stats.concurrency`). `total`: the number of
+    targets, for progress, when `targets` has no `len()`. `probe_fn`: replaces `probe()`
+    (tests). `repeat`: C-ECHOs per association.
+    """
+    if per_host is not None and per_host < 0:
+        raise ValueError("per_host must be positive (or 0/None for no limit)")
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
+    limit = effective_concurrency(concurrency, raise_limit=raise_nofile, reserve=fd_reserve)
+    if limit.capped:
+        logger.warning("%s", limit.describe())
+    if total is None and isinstance(targets, Sized):
+        total = len(targets)
+    timeouts = timeouts or Timeouts()
+    stats = SweepStats(concurrency=limit, total_hint=total)
+    workers = limit.effective if total is None else max(1, min(limit.effective, total))
+    engine = _Sweep(
+        targets,
+        stats=stats,
+        workers=workers,
+        timeouts=timeouts,
+        calling_ae=calling_ae,
+        called_ae=called_ae,
+        repeat=repeat,
+        max_pdu=max_pdu,
+        resolver=Resolver(
+            limit=dns_concurrency,
+            resolve=resolver,
+            timeout=timeouts.connect or timeouts.total or 10.0,
+        ),
+        hosts=HostLimiter(per_host),
+        rate=None if rate is None else RateLimiter(rate, jitter=jitter),
+        dedupe=dedupe,
+        probe_fn=probe_fn or _default_probe,
+        queue_size=max(16, min(limit.effective, 4096)),
+    )
+    engine.start()
+    try:
+        yield engine.stream
+    finally:
+        await engine.aclose()
+
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "ProbeFn",
+    "ResolveFn",
+    "Resolver",
+    "ResultStream",
+    "SweepInput",
+    "SweepStats",
+    "sweep",
+    "system_resolve",
+]

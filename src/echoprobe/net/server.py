@@ -1,290 +1,657 @@
 """`EchoSCP`: a fast Verification SCP on the same protocol core (acceptor role).
 
 It answers A-ASSOCIATE-RQ (accepting Verification with the transfer syntaxes it supports),
-C-ECHO-RQ, A-RELEASE-RQ and A-ABORT, and can misbehave on purpose (`Faults`) so that clients,
-ours and others, can be tested against every failure a real peer shows.
+C-ECHO-RQ, A-RELEASE-RQ and A-ABORT, and can misbehave on purpose (`Faults`), per listening
+address or per called AE title, so that clients, ours and others, can be tested against every
+failure a real peer shows.
 
-Rules: one `asyncio.Protocol` per connection, no task per association; every connection is
-bounded by the ARTIM timer and an idle timeout, so a silent client cannot hold it forever;
-`close()` stops listening and closes every open connection.
+Rules:
+- One `asyncio.Protocol` per connection, no task and no timer per association: one ticker per
+  SCP enforces every ARTIM deadline (PS3.8 §9.1.5) and the idle bound, so a silent client
+  cannot hold a connection forever and the hot path allocates no timer handle.
+- The protocol core (`ULConnection`) decides every transition; this driver moves bytes, calls
+  its primitives and, for fault injection only, withholds, delays or trickles what it sends.
+- Answers that depend only on the request bytes (A-ASSOCIATE-AC, C-ECHO-RSP) are encoded once
+  and reused: the SCP must never be the bottleneck of a benchmark (measured in the README).
+- `max_associations` counts established associations; one more A-ASSOCIATE-RQ gets
+  A-ASSOCIATE-RJ transient, service-provider (presentation), local-limit-exceeded (Table 9-21).
+- `close()` stops listening, aborts every open association (A-ABORT, source 0) and closes
+  every connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+import errno
+import ipaddress
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from functools import lru_cache
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from echoprobe.dimse.echo import echo_response_command, parse_echo_request
 from echoprobe.dimse.fragment import Reassembler, fragment_command
 from echoprobe.errors import DIMSEError, RemoteProtocolError
+from echoprobe.net.addresses import format_address, strip_brackets
 from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
+from echoprobe.ul.constants import ContextResult
 from echoprobe.ul.events import (
     NEED_DATA,
     AbortReceived,
-    ARTIMExpired,
     AssociationRequested,
-    ConnectionClosed,
     DataReceived,
     ProtocolViolation,
     ReleaseConfirmed,
     ReleaseRequested,
 )
-from echoprobe.ul.negotiation import AcceptorPolicy, answer_request, check_request
+from echoprobe.ul.fsm import State
+from echoprobe.ul.negotiation import (
+    PDV_OVERHEAD,
+    AcceptorPolicy,
+    answer_request,
+    check_request,
+    effective_send_pdu,
+)
 from echoprobe.ul.pdu import Abort, AssociateRJ, ae_text
+
+if TYPE_CHECKING:
+    import ssl
+
+    from echoprobe.net.tls import TLSConfig
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PHASES: Final = ("connect", "associate", "echo", "release")
+"""Where a fault can strike: right after the TCP accept ("connect"), on the A-ASSOCIATE-RQ
+("associate"), on each C-ECHO-RQ ("echo"), on the A-RELEASE-RQ ("release")."""
+
+_A_RELEASE_RQ_TYPE: Final = 0x05
+_AC_CACHE_MAX: Final = 512  # distinct A-ASSOCIATE-RQs remembered (each ≤ _AC_CACHE_RQ_MAX)
+_AC_CACHE_RQ_MAX: Final = 4096
+_SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try when one is taken
 
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """Misbehaviour on purpose. `None`/0/False everywhere is a well-behaved SCP.
+    """Misbehaviour on purpose. The defaults everywhere make a well-behaved SCP.
 
-    Phases are "connect" (right after accepting the TCP connection), "associate" (on the
-    A-ASSOCIATE-RQ), "echo" (on each C-ECHO-RQ) and "release" (on the A-RELEASE-RQ).
+    At a phase (see `PHASES`), the first fault that applies wins, in this order: `abort_at`,
+    `close_at`, `silent_at`, then `delay` (after which the SCP answers normally).
+
+    - `reject`: A-ASSOCIATE-RJ (result, source, reason) instead of the AC (PS3.8 Table 9-21).
+    - `abort_at`: send A-ABORT (`abort_source`, `abort_reason`, Table 9-26) instead of
+      answering, then wait (ARTIM) for the peer to close.
+    - `close_at`: close the TCP connection instead of answering (FIN, no A-RELEASE/A-ABORT).
+    - `silent_at`: from that phase on, send nothing at all; the peer's A-ABORT or close is
+      still read, and the idle timeout ends the connection.
+    - `delay`: phase → seconds to wait before answering (input is held meanwhile).
+    - `trickle`: send every answer one byte at a time, this many seconds apart.
+    - `status`, `error_comment`: the C-ECHO-RSP's Status (0000H = success) and Error Comment.
+    - `no_release_response`: never answer the A-RELEASE-RQ (the same as `silent_at="release"`).
+    - `release_collision`: on A-RELEASE-RQ, send our own A-RELEASE-RQ first (see `_collide`).
+    - `reject_contexts`: accept the association but reject every presentation context
+      (result 3, abstract-syntax-not-supported).
     """
 
-    reject: tuple[int, int, int] | None = None  # A-ASSOCIATE-RJ (result, source, reason)
-    abort_at: str | None = None  # send A-ABORT (source 2, reason 0) instead of answering
-    close_at: str | None = None  # close the TCP connection instead of answering
-    silent_at: str | None = None  # never answer (until the idle timeout)
-    delay: dict[str, float] = field(default_factory=dict)  # phase → seconds before answering
-    trickle: float = 0.0  # send answers one byte at a time, this many seconds apart
-    status: int = 0x0000  # C-ECHO-RSP status
+    reject: tuple[int, int, int] | None = None
+    abort_at: str | None = None
+    abort_source: int = 0
+    abort_reason: int = 0
+    close_at: str | None = None
+    silent_at: str | None = None
+    delay: Mapping[str, float] = field(default_factory=dict)
+    trickle: float = 0.0
+    status: int = 0x0000
     error_comment: str | None = None
-    reject_contexts: bool = False  # accept the association but no presentation context
-    release_collision: bool = False  # answer A-RELEASE-RQ with our own A-RELEASE-RQ first
+    no_release_response: bool = False
+    release_collision: bool = False
+    reject_contexts: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("abort_at", "close_at", "silent_at"):
+            phase = getattr(self, name)
+            if phase is not None and phase not in PHASES:
+                raise ValueError(f"Faults.{name} must be one of {', '.join(PHASES)}, not {phase!r}")
+        for phase, seconds in self.delay.items():
+            if phase not in PHASES:
+                raise ValueError(f"Faults.delay phase must be one of {', '.join(PHASES)}")
+            if not (seconds >= 0 and math.isfinite(seconds)):
+                raise ValueError(f"Faults.delay[{phase!r}] must be a finite number ≥ 0")
+        if self.reject is not None and (
+            len(self.reject) != 3 or not all(0 <= v <= 255 for v in self.reject)
+        ):
+            raise ValueError("Faults.reject must be three bytes (result, source, reason)")
+        if not (0 <= self.abort_source <= 255 and 0 <= self.abort_reason <= 255):
+            raise ValueError("Faults.abort_source and abort_reason must be bytes")
+        if not 0 <= self.status <= 0xFFFF:
+            raise ValueError("Faults.status must be 0..0xFFFF")
+        if not (self.trickle >= 0 and math.isfinite(self.trickle)):
+            raise ValueError("Faults.trickle must be a finite number ≥ 0")
+
+    @property
+    def healthy(self) -> bool:
+        """True when nothing is injected."""
+        return self == _NO_FAULTS
+
+    def describe(self) -> str:
+        """A short human summary, e.g. "reject 1,1,7" or "delay echo 2s, status 0x0110"."""
+        parts: list[str] = []
+        if self.reject is not None:
+            parts.append("reject {},{},{}".format(*self.reject))
+        if self.abort_at is not None:
+            parts.append(f"A-ABORT ({self.abort_source},{self.abort_reason}) at {self.abort_at}")
+        if self.close_at is not None:
+            parts.append(f"close at {self.close_at}")
+        if self.silent_at is not None:
+            parts.append(f"silent from {self.silent_at}")
+        parts.extend(f"delay {phase} {seconds:g}s" for phase, seconds in self.delay.items())
+        if self.trickle:
+            parts.append(f"trickle {self.trickle:g}s/byte")
+        if self.status:
+            parts.append(f"status 0x{self.status:04X}")
+        if self.error_comment:
+            parts.append(f"error comment {self.error_comment!r}")
+        if self.no_release_response:
+            parts.append("no release response")
+        if self.release_collision:
+            parts.append("release collision")
+        if self.reject_contexts:
+            parts.append("reject all presentation contexts")
+        return ", ".join(parts) if parts else "none"
+
+
+_NO_FAULTS: Final = Faults()
 
 
 @dataclass(slots=True)
 class SCPCounters:
-    connections: int = 0
-    associations: int = 0
-    rejected: int = 0
-    echoes: int = 0
-    releases: int = 0
+    """What an `EchoSCP` did. Plain integers, readable at any time."""
+
+    connections: int = 0  # TCP connections accepted
+    associations: int = 0  # A-ASSOCIATE-AC sent
+    rejected: int = 0  # A-ASSOCIATE-RJ sent (any reason, the busy ones included)
+    rejected_busy: int = 0  # ... of which because of max_associations
+    echoes: int = 0  # C-ECHO-RSP sent
+    echo_failures: int = 0  # ... of which with a non-success status
+    releases: int = 0  # A-RELEASE-RP sent
+    release_collisions: int = 0  # A-RELEASE-RQ sent by us on purpose (release collision)
     aborts_received: int = 0
     aborts_sent: int = 0
-    protocol_errors: int = 0
+    closed_by_fault: int = 0  # connections closed instead of answering (close_at)
+    silenced: int = 0  # connections on which the SCP went silent on purpose
+    timeouts: int = 0  # connections closed by the idle bound or the ARTIM timer
+    protocol_errors: int = 0  # the peer broke PS3.8/PS3.7 (we aborted)
+    peak_associations: int = 0  # most associations established at the same time
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def summary(self) -> str:
+        """`name=value` pairs, the zero ones left out except the first three."""
+        items = self.as_dict().items()
+        keep = ("connections", "associations", "echoes")
+        return " ".join(f"{k}={v}" for k, v in items if v or k in keep)
+
+
+def _normalize_host(host: str) -> str:
+    host = strip_brackets(host)
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower()
+
+
+AddressKey = tuple[str, int] | str
+"""A listening address a per-address setting applies to: (host, port), (host, 0) for every
+port of that host, or the host alone."""
+
+AddressTable = Mapping[str, T] | Mapping[tuple[str, int], T] | Mapping[AddressKey, T]
+
+
+def _by_address(table: Mapping[AddressKey, T], host: str, port: int) -> T | None:
+    """The entry of `table` for a listener on (host, port): exact port first, then any port."""
+    for key in ((host, port), (host, 0), host):
+        if key in table:
+            return table[key]
+    return None
+
+
+def _normalize_table(table: AddressTable[T] | None) -> dict[AddressKey, T]:
+    out: dict[AddressKey, T] = {}
+    items: Iterable[tuple[AddressKey, T]] = table.items() if table else ()
+    for key, value in items:
+        if isinstance(key, str):
+            out[_normalize_host(key)] = value
+        else:
+            out[(_normalize_host(key[0]), int(key[1]))] = value
+    return out
+
+
+@dataclass(slots=True)
+class _Listener:
+    """One listening socket and what a connection to it gets."""
+
+    host: str
+    port: int
+    faults: Faults = _NO_FAULTS
+    policy: AcceptorPolicy = field(default_factory=AcceptorPolicy)
+
+
+@lru_cache(maxsize=1024)
+def _echo_rsp_pdus(
+    message_id: int, status: int, comment: str | None, context_id: int, max_fragment: int
+) -> bytes:
+    return fragment_command(
+        echo_response_command(message_id, status, comment), context_id, max_fragment
+    )
+
+
+@lru_cache(maxsize=256)
+def _echo_rq_message_id(command: bytes) -> int:
+    return parse_echo_request(command)
 
 
 class _SCPProtocol(asyncio.Protocol):
-    def __init__(self, scp: EchoSCP) -> None:
+    __slots__ = (
+        "_associated",
+        "_collide",
+        "_conn",
+        "_end_at",
+        "_ending",
+        "_faults",
+        "_faulty",
+        "_held",
+        "_hold_timer",
+        "_idle_at",
+        "_idle_timeout",
+        "_listener",
+        "_loop",
+        "_max_fragment",
+        "_reassembler",
+        "_scp",
+        "_silent",
+        "_transport",
+        "_trickle_buf",
+        "_trickle_timer",
+    )
+
+    def __init__(self, scp: EchoSCP, listener: _Listener) -> None:
         self._scp = scp
+        self._listener = listener
         self._loop = scp._loop_or_raise()
         self._conn = ULConnection(
-            Role.ACCEPTOR, max_receive_pdu=scp.policy.max_pdu, artim_timeout=scp.artim_timeout
+            Role.ACCEPTOR, max_receive_pdu=scp.max_pdu, artim_timeout=scp.artim_timeout
         )
         self._transport: asyncio.Transport | None = None
-        self._faults = scp.faults
+        self._faults = listener.faults
+        self._faulty = listener.faults is not _NO_FAULTS and not listener.faults.healthy
+        self._collide = self._faults.release_collision
         self._reassembler: Reassembler | None = None
         self._max_fragment = 16372
-        self._timer: asyncio.TimerHandle | None = None
-        self._stalled = False
+        self._associated = False
+        self._silent = False
+        self._ending = False  # after a fault's A-ABORT or FIN: input is ignored
+        self._end_at = math.inf
+        self._idle_at = math.inf
+        self._idle_timeout = scp.idle_timeout
+        self._held: list[bytes] | None = None  # input held back during a delay
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._trickle_buf: bytearray | None = None
+        self._trickle_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # asyncio and uvloop both set TCP_NODELAY on accepted TCP sockets already.
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        self._scp.counters.connections += 1
-        self._scp._open.add(self)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._conn.connection_made(self._loop.time())
-        self._rearm()
-        if self._faults.close_at == "connect":
-            transport.close()
-        elif self._faults.silent_at == "connect":
-            self._stalled = True
+        scp = self._scp
+        scp.counters.connections += 1
+        scp._open.add(self)
+        now = self._loop.time()
+        self._idle_at = now + scp.idle_timeout
+        self._conn.connection_made(now)
+        if self._faulty:
+            self._act("connect", _nothing)
 
     def data_received(self, data: bytes) -> None:
-        if self._stalled:
+        if self._held is not None:
+            self._held.append(data)
             return
-        self._conn.receive_data(data, self._loop.time())
+        if self._ending:
+            return
+        now = self._loop.time()
+        self._idle_at = now + self._idle_timeout
+        conn = self._conn
+        if self._collide and conn.state is State.STA6 and not conn.mid_pdu:
+            self._collide_if_release(data, now)
+        conn.receive_data(data, now)
         self._pump()
 
     def eof_received(self) -> bool:
+        if self._held is not None:
+            self._held.append(b"")
+            return True  # keep the transport until the delayed answer went out
+        if self._ending:
+            return False
         self._conn.receive_data(b"", self._loop.time())
         self._pump()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._scp._open.discard(self)
+        for timer in (self._hold_timer, self._trickle_timer):
+            if timer is not None:
+                timer.cancel()
+        self._hold_timer = self._trickle_timer = None
+        scp = self._scp
+        scp._open.discard(self)
+        if self._associated:
+            self._associated = False
+            scp._associated -= 1
 
     # -- the SCP's side of the dialogue
 
     def _pump(self) -> None:
         conn = self._conn
-        while True:
+        counters = self._scp.counters
+        while self._held is None and not self._ending:
             event = conn.next_event()
             if event is NEED_DATA:
                 break
-            if isinstance(event, AssociationRequested):
-                self._on_request(event)
-            elif isinstance(event, DataReceived):
-                self._on_data(event)
-            elif isinstance(event, ReleaseRequested):
-                self._on_release()
-            elif isinstance(event, AbortReceived):
-                self._scp.counters.aborts_received += 1
-            elif isinstance(event, ProtocolViolation):
-                self._scp.counters.protocol_errors += 1
-            elif isinstance(event, ConnectionClosed | ARTIMExpired | ReleaseConfirmed):
-                pass
-            if self._stalled:
-                break
+            kind = type(event)
+            if kind is DataReceived:
+                if not self._silent:
+                    self._on_data(cast(DataReceived, event))
+            elif kind is AssociationRequested:
+                if not self._silent:
+                    self._on_request(cast(AssociationRequested, event))
+            elif kind is ReleaseRequested:
+                if not self._silent and not cast(ReleaseRequested, event).collision:
+                    self._act("release", self._answer_release)
+            elif kind is ReleaseConfirmed:
+                # Acceptor side of a release collision: AR-10 took us to Sta12, where the
+                # A-RELEASE response (AR-4) is now allowed.
+                if not self._silent and conn.state is State.STA12:
+                    self._act("release", self._answer_release)
+            elif kind is AbortReceived:
+                counters.aborts_received += 1
+            elif kind is ProtocolViolation:
+                counters.protocol_errors += 1
         self._flush()
 
     def _act(self, phase: str, answer: Callable[[], None]) -> None:
         """Answer now, later, never, or misbehave instead, as the faults say for `phase`."""
+        if not self._faulty:
+            answer()
+            return
         f = self._faults
+        counters = self._scp.counters
         if f.abort_at == phase:
-            self._send_raw(encode_pdu(Abort(2, 0)))
-            self._scp.counters.aborts_sent += 1
-            self._close_soon()
+            counters.aborts_sent += 1
+            self._write(encode_pdu(Abort(f.abort_source, f.abort_reason)))
+            self._end()
             return
         if f.close_at == phase:
-            self._close_soon()
+            counters.closed_by_fault += 1
+            self._end(half_close=True)
             return
-        if f.silent_at == phase:
-            self._stalled = True
+        if f.silent_at == phase or (phase == "release" and f.no_release_response):
+            counters.silenced += 1
+            self._silent = True
             return
-        delay = f.delay.get(phase, 0.0)
-        if delay > 0:
-            self._stalled = True
-
-            def later() -> None:
-                self._stalled = False
-                answer()
-                self._flush()
-
-            self._loop.call_later(delay, later)
+        seconds = f.delay.get(phase, 0.0)
+        if seconds > 0:
+            self._held = []
+            self._idle_at = math.inf
+            self._hold_timer = self._loop.call_later(seconds, self._resume, answer)
             return
         answer()
 
-    def _on_request(self, event: AssociationRequested) -> None:
-        rq = event.request
-        scp = self._scp
-
-        def answer() -> None:
-            rj = check_request(rq, scp.policy)
-            if rj is None and self._faults.reject is not None:
-                rj = AssociateRJ(*self._faults.reject)
-            if rj is not None:
-                scp.counters.rejected += 1
-                self._conn.reject(rj, self._loop.time())
+    def _resume(self, answer: Callable[[], None]) -> None:
+        """The end of a delay: answer, then process what arrived meanwhile, in order."""
+        self._hold_timer = None
+        held, self._held = self._held or [], None
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._idle_at = self._loop.time() + self._scp.idle_timeout
+        answer()
+        self._pump()  # events queued behind the delayed one, then the answer goes out
+        for index, chunk in enumerate(held):
+            if self._held is not None:  # delayed again: keep the rest for later
+                self._held.extend(held[index:])
                 return
-            ac = answer_request(rq, scp.policy)
-            if self._faults.reject_contexts:
-                ac = replace(
-                    ac,
-                    presentation_contexts=tuple(
-                        replace(pc, result=3) for pc in ac.presentation_contexts
-                    ),
-                )
-            accepted = frozenset(pc.context_id for pc in ac.presentation_contexts if pc.result == 0)
-            self._reassembler = Reassembler(accepted)
-            peer_max = rq.user_information.max_length
-            self._max_fragment = 131060 if not peer_max or peer_max > 131072 else peer_max - 12
-            scp.counters.associations += 1
-            self._conn.accept(encode_pdu(ac))
+            if chunk:
+                self.data_received(chunk)
+            elif not self.eof_received():
+                transport.close()
 
-        self._act("associate", answer)
+    def _on_request(self, event: AssociationRequested) -> None:
+        scp = self._scp
+        if scp._faults_by_ae:
+            special = scp._faults_by_ae.get(ae_text(event.request.called_ae))
+            if special is not None:
+                self._faults = special
+                self._faulty = not special.healthy
+                self._collide = special.release_collision
+        self._act("associate", lambda: self._answer_request(event))
+
+    def _answer_request(self, event: AssociationRequested) -> None:
+        scp = self._scp
+        counters = scp.counters
+        rq = event.request
+        rj = check_request(rq, self._listener.policy)
+        f = self._faults
+        if rj is None and f.reject is not None:
+            rj = AssociateRJ(*f.reject)
+        limit = scp.max_associations
+        if rj is None and limit is not None and scp._associated >= limit:
+            counters.rejected_busy += 1
+            rj = AssociateRJ(2, 3, 2)  # transient, presentation, local-limit-exceeded
+        if rj is not None:
+            counters.rejected += 1
+            self._conn.reject(rj, self._loop.time())
+            return
+        key = (event.raw, f.reject_contexts)
+        answer = scp._ac_cache.get(key)
+        if answer is None:
+            answer = scp._answer(event, f.reject_contexts)
+            if len(event.raw) <= _AC_CACHE_RQ_MAX:
+                if len(scp._ac_cache) >= _AC_CACHE_MAX:
+                    scp._ac_cache.clear()
+                scp._ac_cache[key] = answer
+        ac_bytes, accepted, self._max_fragment = answer
+        self._reassembler = Reassembler(accepted)
+        self._associated = True
+        scp._associated += 1
+        counters.associations += 1
+        counters.peak_associations = max(counters.peak_associations, scp._associated)
+        self._conn.accept(ac_bytes)
 
     def _on_data(self, event: DataReceived) -> None:
-        if self._reassembler is None:
+        reassembler = self._reassembler
+        if reassembler is None:
             return
         try:
-            complete = self._reassembler.feed(event.pdvs)
+            complete = reassembler.feed(event.pdvs)
             if complete is None:
                 return
             context_id, command = complete
-            message_id = parse_echo_request(command)
+            message_id = _echo_rq_message_id(command)
         except (RemoteProtocolError, DIMSEError):
             self._scp.counters.protocol_errors += 1
             self._conn.abort(self._loop.time(), reason=0)
             return
+        if not self._faulty:
+            self._answer_echo(message_id, context_id)
+        else:
+            self._act("echo", lambda: self._answer_echo(message_id, context_id))
+
+    def _answer_echo(self, message_id: int, context_id: int) -> None:
         f = self._faults
+        counters = self._scp.counters
+        counters.echoes += 1
+        if f.status:
+            counters.echo_failures += 1
+        self._conn.send_pdata(
+            _echo_rsp_pdus(message_id, f.status, f.error_comment, context_id, self._max_fragment)
+        )
 
-        def answer() -> None:
-            self._scp.counters.echoes += 1
-            rsp = echo_response_command(message_id, f.status, f.error_comment)
-            self._conn.send_pdata(fragment_command(rsp, context_id, self._max_fragment))
+    def _answer_release(self) -> None:
+        self._scp.counters.releases += 1
+        self._conn.respond_release(self._loop.time())
 
-        self._act("echo", answer)
+    def _collide_if_release(self, data: bytes, now: float) -> None:
+        """Release collision on purpose (PS3.8 §7.2.2, Table 9-10 Sta7/Sta10/Sta12).
 
-    def _on_release(self) -> None:
-        def answer() -> None:
-            self._scp.counters.releases += 1
-            self._conn.respond_release(self._loop.time())
-
-        self._act("release", answer)
+        In Sta8 an acceptor may not send A-RELEASE-RQ, so the collision must start before the
+        peer's A-RELEASE-RQ is processed: when one begins at a PDU boundary in Sta6, we issue
+        our own A-RELEASE request first (AR-1, Sta7), as if it had crossed the peer's on the
+        wire. The peer's RQ then gives AR-8 → Sta10; its RP gives AR-10 → Sta12; our RP
+        (AR-4) ends the association. Every step is the table's.
+        """
+        if data[0] == _A_RELEASE_RQ_TYPE:
+            self._collide = False
+            self._scp.counters.release_collisions += 1
+            self._conn.request_release()
 
     # -- plumbing
-
-    def _send_raw(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(data)
 
     def _flush(self) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        data = self._conn.data_to_send()
+        conn = self._conn
+        data = conn.data_to_send()
         if data:
-            if self._faults.trickle > 0:
-                self._trickle(data)
+            if self._faulty:
+                self._write(data)
             else:
                 transport.write(data)
-        if self._conn.close_requested:
-            transport.close()
-        else:
-            self._rearm()
+        if conn.close_requested:
+            self._close()
 
-    def _trickle(self, data: bytes) -> None:
-        step = self._faults.trickle
-        for index in range(len(data)):
-            self._loop.call_later(step * index, self._send_raw, data[index : index + 1])
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if self._silent or transport is None or transport.is_closing():
+            return
+        if self._faulty and self._faults.trickle > 0:
+            if self._trickle_buf is None:
+                self._trickle_buf = bytearray(data)
+                self._trickle_step()
+            else:
+                self._trickle_buf += data
+            return
+        transport.write(data)
 
-    def _close_soon(self) -> None:
+    def _trickle_step(self) -> None:
+        self._trickle_timer = None
+        buf = self._trickle_buf
+        transport = self._transport
+        if buf is None or transport is None or transport.is_closing():
+            return
+        transport.write(bytes(buf[:1]))
+        del buf[:1]
+        if buf:
+            self._trickle_timer = self._loop.call_later(self._faults.trickle, self._trickle_step)
+            return
+        self._trickle_buf = None
+
+    def _close(self) -> None:
+        # The core asks to close only when the peer is gone or has been given up on (AA-2,
+        # AA-3, AA-4): what is still being trickled is dropped.
         if self._transport is not None:
-            self._loop.call_soon(self._transport.close)
+            self._transport.close()
 
-    def _rearm(self) -> None:
-        # One timer per connection: ARTIM when the core runs it, else the idle bound.
-        if self._timer is not None:
-            self._timer.cancel()
-        when = self._conn.get_timer()
-        if when is None:
-            when = self._loop.time() + self._scp.idle_timeout
-        self._timer = self._loop.call_at(when, self._on_timer)
+    def _end(self, *, half_close: bool = False) -> None:
+        """After a fault's A-ABORT or FIN: ignore input, close when the peer closes or when
+        the ARTIM timeout passes (so that our last bytes are read, not reset)."""
+        self._ending = True
+        self._end_at = self._loop.time() + self._scp.artim_timeout
+        transport = self._transport
+        if half_close and transport is not None and not transport.is_closing():
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        now = self._loop.time()
-        if self._conn.get_timer() is not None:
-            self._conn.handle_timer(now)
+    def tick(self, now: float) -> None:
+        """The SCP's ticker: ARTIM expiry (Evt18), the idle bound, the end of a fault."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._held is not None:
+            return  # a delay on purpose is bounded by its own timer
+        if self._ending:
+            if now >= self._end_at:
+                transport.close()
+            return
+        deadline = self._conn.get_timer()
+        if deadline is not None and now >= deadline:
+            self._scp.counters.timeouts += 1
+            self._conn.handle_timer(now)  # AA-2: close
             self._pump()
-        if (
-            self._transport is not None
-            and not self._transport.is_closing()
-            and (self._conn.get_timer() is None)
-        ):
-            self._transport.close()
+            if not transport.is_closing():
+                transport.close()
+        elif now >= self._idle_at:
+            self._scp.counters.timeouts += 1
+            self._abort_and_close()
 
-    def close(self) -> None:
+    def _abort_and_close(self) -> None:
+        """A-ABORT (source 0) when associated, then close: shutdown and the idle bound."""
+        conn = self._conn
+        if conn.state not in (State.STA1, State.STA2, State.STA13) and not self._silent:
+            conn.abort(self._loop.time())
+            self._scp.counters.aborts_sent += 1
+            data = conn.data_to_send()
+            transport = self._transport
+            if data and transport is not None and not transport.is_closing():
+                transport.write(data)
         if self._transport is not None:
             self._transport.close()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _tls_server_options(tls: TLSConfig | ssl.SSLContext, handshake: float) -> dict[str, Any]:
+    """`create_server` arguments for DICOM over TLS (the context is built here, once)."""
+    from echoprobe.net.aio import TLS_SHUTDOWN_TIMEOUT  # noqa: PLC0415 - only with TLS
+    from echoprobe.net.tls import server_context_for  # noqa: PLC0415 - ssl only with TLS
+
+    return {
+        "ssl": server_context_for(tls),
+        "ssl_handshake_timeout": handshake,
+        "ssl_shutdown_timeout": TLS_SHUTDOWN_TIMEOUT,
+    }
+
+
+class _SharedPortTaken(Exception):
+    """The port chosen for every address is taken on one of them: choose another."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class EchoSCP:
-    """A Verification SCP: `async with EchoSCP(host="127.0.0.1", port=0) as scp: scp.port`.
+    """A Verification SCP: `async with EchoSCP("127.0.0.1", 0) as scp: scp.port`.
 
-    Several addresses may be given (`hosts`), each gets its own listener on the same port
-    number (0 = one ephemeral port per address).
+    Listening addresses are each `host` with `port` (several hosts allowed), or an explicit `listen`
+    list of (host, port). With `same_port` (the default), port 0 means one ephemeral port
+    number shared by every host, so that a simulated fleet is "every address, one port".
+
+    Per-address settings (`faults_by_address`, `ae_titles_by_address`) are keyed by
+    (host, port), (host, 0) for any port, or the host alone; `faults_by_ae` is keyed by the
+    called AE title and, when it matches, replaces the address's faults from the
+    A-ASSOCIATE-RQ on. Counters are in `counters`. `reuse_port` (SO_REUSEPORT) lets several
+    SCP processes share the same addresses, for loads beyond one core. `tls` (a
+    `net.tls.TLSConfig` with our key and certificate, and CA files plus `verify_peer` to check
+    client certificates; or a ready-made server `ssl.SSLContext`) makes every listener DICOM
+    over TLS; a handshake must finish within `artim_timeout`.
     """
 
     def __init__(
@@ -292,18 +659,39 @@ class EchoSCP:
         host: str | Sequence[str] = "127.0.0.1",
         port: int = 0,
         *,
+        listen: Sequence[tuple[str, int]] | None = None,
+        same_port: bool = True,
         ae_titles: Sequence[str] = (),
         calling_ae_titles: Sequence[str] = (),
         transfer_syntaxes: Sequence[str] | None = None,
         max_pdu: int = 16384,
         faults: Faults | None = None,
+        faults_by_address: AddressTable[Faults] | None = None,
+        faults_by_ae: Mapping[str, Faults] | None = None,
+        ae_titles_by_address: AddressTable[Sequence[str]] | None = None,
         max_associations: int | None = None,
         idle_timeout: float = 30.0,
         artim_timeout: float = 5.0,
         backlog: int = 4096,
+        reuse_port: bool = False,
+        tls: TLSConfig | ssl.SSLContext | None = None,
     ) -> None:
-        self.hosts = [host] if isinstance(host, str) else list(host)
-        self.requested_port = port
+        if listen is not None:
+            self._requested = [(h, int(p)) for h, p in listen]
+        else:
+            hosts = [host] if isinstance(host, str) else list(host)
+            self._requested = [(h, port) for h in hosts]
+        if not self._requested:
+            raise ValueError("EchoSCP needs at least one address to listen on")
+        if transfer_syntaxes is not None and not transfer_syntaxes:
+            raise ValueError("at least one transfer syntax must be supported")
+        if max_associations is not None and max_associations < 0:
+            raise ValueError("max_associations must be ≥ 0")
+        if not 0 <= max_pdu <= 0xFFFFFFFF:
+            raise ValueError("max_pdu must fit in 32 bits (0 = no limit)")
+        if not (idle_timeout > 0 and artim_timeout > 0):
+            raise ValueError("idle_timeout and artim_timeout must be positive")
+        self.same_port = same_port
         base = AcceptorPolicy()
         supported = (
             base.supported
@@ -317,24 +705,31 @@ class EchoSCP:
             calling_ae_titles=frozenset(calling_ae_titles),
             max_pdu=max_pdu,
         )
-        self.faults = faults or Faults()
+        self.max_pdu = max_pdu
+        self.faults = faults or _NO_FAULTS
+        self._faults_by_address = _normalize_table(faults_by_address)
+        self._faults_by_ae = {name.strip(" "): f for name, f in (faults_by_ae or {}).items()}
+        self._ae_titles_by_address = {
+            key: frozenset(names) for key, names in _normalize_table(ae_titles_by_address).items()
+        }
         self.max_associations = max_associations
         self.idle_timeout = idle_timeout
         self.artim_timeout = artim_timeout
         self.backlog = backlog
+        self.reuse_port = reuse_port
+        self.tls = tls
+        self._tls_options = {} if tls is None else _tls_server_options(tls, artim_timeout)
         self.counters = SCPCounters()
         self._servers: list[asyncio.AbstractServer] = []
+        self._listeners: list[_Listener] = []
         self._open: set[_SCPProtocol] = set()
+        self._associated = 0
+        self._ac_cache: dict[tuple[bytes, bool], tuple[bytes, frozenset[int], int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick_every = min(0.25, artim_timeout / 4, idle_timeout / 4)
 
-    def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
-        assert self._loop is not None  # set by start()
-        return self._loop
-
-    def _factory(self) -> asyncio.Protocol:
-        if self.max_associations is not None and len(self._open) >= self.max_associations:
-            return _OverloadedProtocol(self)
-        return _SCPProtocol(self)
+    # -- public state
 
     @property
     def port(self) -> int:
@@ -343,34 +738,124 @@ class EchoSCP:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        out = []
-        for server in self._servers:
-            for sock in cast(asyncio.Server, server).sockets:
-                name = sock.getsockname()
-                out.append((name[0], name[1]))
-        return out
+        """Every listening (host, port), in the order given."""
+        return [(listener.host, listener.port) for listener in self._listeners]
+
+    @property
+    def active_associations(self) -> int:
+        return self._associated
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    def faults_for(self, host: str, port: int) -> Faults:
+        """The faults a connection to (host, port) starts with."""
+        found = _by_address(self._faults_by_address, _normalize_host(host), port)
+        return self.faults if found is None else found
+
+    # -- life cycle
+
+    def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("EchoSCP.start() has not been called")
+        return self._loop
+
+    def _listener_for(self, host: str, port: int) -> _Listener:
+        key_host = _normalize_host(host)
+        titles = _by_address(self._ae_titles_by_address, key_host, port)
+        policy = self.policy if titles is None else replace(self.policy, ae_titles=titles)
+        faults = self.faults_for(host, port)
+        return _Listener(host=key_host, port=port, faults=faults, policy=policy)
 
     async def start(self) -> EchoSCP:
+        """Bind every address, then start serving (all or nothing)."""
+        if self._servers:
+            raise RuntimeError("EchoSCP already started")
         self._loop = asyncio.get_running_loop()
-        for host in self.hosts:
-            server = await self._loop.create_server(
-                self._factory,
-                host=host,
-                port=self.requested_port,
-                backlog=self.backlog,
-                reuse_address=True,
-            )
-            self._servers.append(server)
+        for attempt in range(_SHARED_PORT_ATTEMPTS):
+            try:
+                await self._bind_all()
+                break
+            except _SharedPortTaken as taken:
+                await self._close_servers()
+                if attempt == _SHARED_PORT_ATTEMPTS - 1:
+                    raise taken.error from None
+                log.debug("shared port taken on one address; trying another (%s)", taken.error)
+            except OSError:
+                await self._close_servers()
+                raise
+        for server in self._servers:
+            await server.start_serving()
+        self._ticker = self._loop.call_later(self._tick_every, self._tick)
         return self
 
+    async def _bind_all(self) -> None:
+        loop = self._loop_or_raise()
+        shared = 0
+        for host, port in self._requested:
+            wanted = shared if (port == 0 and self.same_port) else port
+            listener = _Listener(host=host, port=wanted)
+
+            def factory(listener: _Listener = listener) -> asyncio.Protocol:
+                return _SCPProtocol(self, listener)
+
+            try:
+                server = await loop.create_server(
+                    factory,
+                    host=strip_brackets(host),
+                    port=wanted,
+                    backlog=self.backlog,
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
+                    start_serving=False,
+                    **self._tls_options,
+                )
+            except OSError as exc:
+                if port == 0 and shared and exc.errno == errno.EADDRINUSE:
+                    raise _SharedPortTaken(exc) from exc
+                raise
+            self._servers.append(server)
+            sockets = server.sockets
+            bound = int(sockets[0].getsockname()[1]) if sockets else wanted
+            if port == 0 and shared == 0:
+                shared = bound
+            resolved = self._listener_for(host, bound)
+            listener.host, listener.port = resolved.host, resolved.port
+            listener.faults, listener.policy = resolved.faults, resolved.policy
+            self._listeners.append(listener)
+
+    def _tick(self) -> None:
+        loop = self._loop_or_raise()
+        now = loop.time()
+        for proto in list(self._open):
+            proto.tick(now)
+        self._ticker = loop.call_later(self._tick_every, self._tick)
+
+    async def _close_servers(self) -> None:
+        servers, self._servers = self._servers, []
+        self._listeners.clear()
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
     async def close(self) -> None:
+        """Stop listening, abort open associations, close every connection."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         for server in self._servers:
             server.close()
         for proto in list(self._open):
-            proto.close()
-        for server in self._servers:
-            await server.wait_closed()
-        self._servers.clear()
+            proto._abort_and_close()
+        await self._close_servers()
+        # Let connection_lost callbacks run, so that no timer outlives the SCP.
+        for _ in range(3):
+            if not self._open:
+                break
+            await asyncio.sleep(0)
+        self._listeners.clear()
 
     async def __aenter__(self) -> EchoSCP:
         return await self.start()
@@ -383,20 +868,37 @@ class EchoSCP:
     ) -> None:
         await self.close()
 
+    def describe(self) -> list[str]:
+        """Human lines: each listening address, with its faults when it has any."""
+        lines = []
+        for listener in self._listeners:
+            text = format_address(listener.host, listener.port)
+            if not listener.faults.healthy:
+                text += f"  [faults: {listener.faults.describe()}]"
+            lines.append(text)
+        return lines
 
-class _OverloadedProtocol(asyncio.Protocol):
-    """Answers any request with A-ASSOCIATE-RJ transient, local-limit-exceeded (Table 9-21)."""
+    # -- answers shared by every connection
 
-    def __init__(self, scp: EchoSCP) -> None:
-        self._scp = scp
+    def _answer(
+        self, event: AssociationRequested, reject_contexts: bool
+    ) -> tuple[bytes, frozenset[int], int]:
+        """The A-ASSOCIATE-AC bytes for a request, its accepted context IDs, and the largest
+        command fragment the requestor's Maximum Length allows."""
+        rq = event.request
+        ac = answer_request(rq, self.policy)
+        if reject_contexts:
+            ac = replace(
+                ac,
+                presentation_contexts=tuple(
+                    replace(pc, result=ContextResult.ABSTRACT_SYNTAX_NOT_SUPPORTED)
+                    for pc in ac.presentation_contexts
+                ),
+            )
+        accepted = frozenset(pc.context_id for pc in ac.presentation_contexts if pc.result == 0)
+        peer_max = rq.user_information.max_length if rq.user_information else None
+        max_fragment = max(effective_send_pdu(peer_max) - PDV_OVERHEAD, 2)
+        return encode_pdu(ac), accepted, max_fragment
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
-    def data_received(self, data: bytes) -> None:
-        self._scp.counters.rejected += 1
-        self._transport.write(encode_pdu(AssociateRJ(2, 3, 2)))
-        self._transport.close()
-
-
-__all__ = ["EchoSCP", "Faults", "SCPCounters", "ae_text"]
+__all__ = ["PHASES", "AddressKey", "AddressTable", "EchoSCP", "Faults", "SCPCounters"]

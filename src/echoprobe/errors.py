@@ -124,6 +124,27 @@ class TLSVerifyFailed(TLSError):
     outcome = "tls_verify_failed"
 
 
+class TLSConfigError(TLSError):
+    """TLS could not be set up here (key, certificate, profile, cipher suites); nothing was sent.
+
+    `condition` is DCMTK's condition line for it ("000b:0004 Unable to load private TLS key from
+    'k.pem'"); `details` are the (level, text) lines DCMTK logs before it, level being "fatal",
+    "error" or "warning" (e.g. ("error", "OpenSSL error 80000002: OpenSSL error")).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        condition: str,
+        details: tuple[tuple[str, str], ...] = (),
+        phase: str = "tls",
+    ) -> None:
+        super().__init__(message, phase=phase)
+        self.condition = condition
+        self.details = details
+
+
 class TimeoutError_(ProbeError):
     """A deadline expired. `timer` says which: the phase's own timeout, the per-read socket
     timeout, or the association's absolute deadline; `mid_pdu` whether a PDU was half read."""
@@ -168,7 +189,10 @@ class AssociationRejected(ProbeError):
     """A-ASSOCIATE-RJ with the peer's own result, source and reason bytes (PS3.8 §9.3.4)."""
 
     def __init__(self, result: int, source: int, reason: int) -> None:
-        from echoprobe.ul.constants import describe_reject  # noqa: PLC0415 - avoids a cycle
+        from echoprobe.ul.constants import (  # noqa: PLC0415 - avoids a cycle
+            describe_reject,
+            reject_is_valid,
+        )
 
         super().__init__(
             f"association rejected: {describe_reject(result, source, reason)}", phase="associate"
@@ -176,9 +200,12 @@ class AssociationRejected(ProbeError):
         self.result = result
         self.source = source
         self.reason = reason
+        self.valid = reject_is_valid(result, source, reason)
 
     @property
     def outcome(self) -> str:  # type: ignore[override]
+        if not self.valid:  # values outside Table 9-21 (robustness requirements §2.7)
+            return "protocol_error"
         return "rejected_transient" if self.result == 2 else "rejected_permanent"
 
 

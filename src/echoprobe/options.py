@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from echoprobe._values import value
 from echoprobe.ul.constants import IMPLICIT_VR_LITTLE_ENDIAN
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Timeouts:
     """Seconds, or None for no limit.
 
     Each one bounds its whole phase, not a single read: a peer trickling one byte a second or
     streaming empty PDVs cannot stretch it. `dimse` bounds each C-ECHO exchange; `socket`
-    bounds any single wait for bytes (DCMTK's `-ts`); `total` is the association's absolute
-    deadline, from the start of name resolution to the close.
+    bounds each wait for the rest of a PDU already begun, and every wait of a phase whose own
+    timeout is None (DCMTK's `-ts`); `total` is the association's absolute deadline, from the
+    start of name resolution to the close.
     """
 
     connect: float | None = 10.0
@@ -32,7 +32,7 @@ class Timeouts:
                 raise ValueError(f"Timeouts.{name} must be positive or None, not {value!r}")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociationOptions:
     """What the requestor proposes and how it ends the association."""
 

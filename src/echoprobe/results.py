@@ -7,9 +7,10 @@ and `sweep()` produce whatever happens.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from echoprobe._values import field, fields_of, value
 
 
 class Outcome(StrEnum):
@@ -62,7 +63,7 @@ class Phase(StrEnum):
 PHASES = tuple(p.value for p in Phase)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EchoReply:
     """One C-ECHO exchange: our Message ID, the peer's status, round-trip milliseconds."""
 
@@ -72,7 +73,7 @@ class EchoReply:
     error_comment: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PeerInfo:
     """What the peer told us about itself during negotiation."""
 
@@ -88,7 +89,7 @@ class PeerInfo:
     tls_peer_not_after: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EchoResult:
     """A completed association: every reply, what was negotiated, how long each phase took.
 
@@ -117,7 +118,7 @@ class EchoResult:
         return bool(self.replies) and all(r.status == 0 for r in self.replies)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ProbeResult:
     """Exactly one record per target, whatever happened."""
 
@@ -143,7 +144,11 @@ class ProbeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping with stable keys (the JSON Lines record)."""
-        data = asdict(self)
+        data: dict[str, Any] = {name: getattr(self, name) for name in fields_of(self)}
         data["outcome"] = self.outcome.value
         data["tags"] = list(self.tags)
+        data["detail"] = dict(self.detail)
+        data["timings_ms"] = dict(self.timings_ms)
+        if self.peer is not None:
+            data["peer"] = {name: getattr(self.peer, name) for name in fields_of(self.peer)}
         return data

@@ -776,9 +776,7 @@ case(
         Accept(include_contexts=False, extra_contexts=((3, 0, IMPLICIT_VR_LE),)),
         Stall(),
     ),
-    expect=Expect(
-        1, stderr=(REQ, "F: No Acceptable Presentation Contexts"), pdu_types=(RQ,)
-    ),
+    expect=Expect(1, stderr=(REQ, "F: No Acceptable Presentation Contexts"), pdu_types=(RQ,)),
     dcmtk=Expect(
         70,
         stderr=(

@@ -9,8 +9,8 @@ the other role no way in.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
+from echoprobe._values import replace
 from echoprobe.ul.codec import encode_pdata, encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.events import Sentinel, ULEvent

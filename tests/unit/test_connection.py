@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from tests.support.ul_drive import (
     AC_BYTES,
@@ -19,6 +17,7 @@ from tests.support.ul_drive import (
     state_of,
 )
 
+from echoprobe._values import replace
 from echoprobe.dimse.echo import (
     echo_request_pdus,
     echo_response_command,

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
+from echoprobe._values import replace
 from echoprobe.errors import NoAcceptedContext
 from echoprobe.ul.constants import (
     APPLICATION_CONTEXT_NAME,

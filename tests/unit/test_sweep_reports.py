@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import dataclasses
 import io
 import json
 import math
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from echoprobe._values import replace
 from echoprobe.fleet.histogram import LatencyHistogram
 from echoprobe.fleet.limits import HostLimiter, RateLimiter, effective_concurrency
 from echoprobe.report.csv_out import COLUMNS, CsvWriter
@@ -167,7 +167,7 @@ def test_jsonl_writer_flushes_each_record(tmp_path: Path) -> None:
 
 def test_record_dict_keeps_extra_timings() -> None:
     base = record("127.0.0.1:104")
-    data = record_dict(dataclasses.replace(base, timings_ms={"total": 1.0, "queue": 2.0}))
+    data = record_dict(replace(base, timings_ms={"total": 1.0, "queue": 2.0}))
     assert data["timings_ms"]["queue"] == 2.0
 
 

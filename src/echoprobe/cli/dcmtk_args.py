@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from enum import Enum
+
+from echoprobe._values import value
 
 # typing.TYPE_CHECKING without importing typing (start-up time); mypy honours the name.
 TYPE_CHECKING = False
@@ -79,7 +80,7 @@ class CommandLineError(Exception):
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Option:
     """One option: spellings, number of values and help text."""
 
@@ -91,7 +92,7 @@ class Option:
     exclusive: bool = False  # like -h/--version: skips the parameter-count check
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Group:
     """A group (``subgroup=False``) or subgroup heading in the option list."""
 
@@ -101,7 +102,7 @@ class Group:
     short_width: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Param:
     """A mandatory parameter."""
 
@@ -274,7 +275,7 @@ class OptionTable:
         return "".join(out)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ParsedArgs:
     """The expanded argument list as DCMTK keeps it: options under their long names."""
 

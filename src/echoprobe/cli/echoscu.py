@@ -31,6 +31,7 @@ from echoprobe.errors import (
     ProtocolError,
     SendImpossible,
     TimeoutError_,
+    TLSError,
 )
 from echoprobe.net import blocking
 from echoprobe.net.association import AssociationOutcome, run_association
@@ -73,13 +74,22 @@ class _Report:
         if not self.debug:
             return
         log = self.log
-        log.debug(f"PDU Type: Associate Accept, PDU Length: {len(raw) - 6} + 6 bytes PDU header",
-                  logger=DCMNET)
+        log.debug(
+            f"PDU Type: Associate Accept, PDU Length: {len(raw) - 6} + 6 bytes PDU header",
+            logger=DCMNET,
+        )
         log.debug(hex_dump(raw), logger=DCMNET)
         log.debug("Parsing an A-ASSOCIATE PDU", logger=DCMNET)
-        log.debug("Association Parameters Negotiated:\n" + dump_association(
-            "A-ASSOCIATE-AC", self.request, accept,
-            our_uid=IMPLEMENTATION_CLASS_UID, our_version=IMPLEMENTATION_VERSION_NAME))
+        log.debug(
+            "Association Parameters Negotiated:\n"
+            + dump_association(
+                "A-ASSOCIATE-AC",
+                self.request,
+                accept,
+                our_uid=IMPLEMENTATION_CLASS_UID,
+                our_version=IMPLEMENTATION_VERSION_NAME,
+            )
+        )
 
     def association_accepted(self, accept: AssociateAC, raw: bytes, negotiated: Negotiated) -> None:
         self._dump_ac(accept, raw)
@@ -97,8 +107,9 @@ class _Report:
             self.log.warn(f"ASSOC: PDV send length {pdv} (using default)", logger=DCMNET)
             return 4084
         if pdv < 12:
-            self.log.warn("ASSOC: PDV send length too small, using DUL to split larger PDVs.",
-                          logger=DCMNET)
+            self.log.warn(
+                "ASSOC: PDV send length too small, using DUL to split larger PDVs.", logger=DCMNET
+            )
             return 4084
         return pdv
 
@@ -109,8 +120,9 @@ class _Report:
         self.log.info(f"Sending Echo Request (MsgID {message_id})")
 
     def echo_received(self, response: EchoResponse) -> None:
-        self.log.debug('DcmDataset::read() TransferSyntax="Little Endian Implicit"',
-                       logger="dcmtk.dcmdata")
+        self.log.debug(
+            'DcmDataset::read() TransferSyntax="Little Endian Implicit"', logger="dcmtk.dcmdata"
+        )
         status = response.status
         text = "Success" if status == 0 else f"Unknown Status: 0x{status:x}"
         self.log.info(f"Received Echo Response ({text})")
@@ -140,27 +152,35 @@ def _dictionary_ok(log: DcmtkLogger) -> bool:
         else:
             log.error(f"DcmDataDictionary: Cannot open file: {path}", logger="dcmtk.dcmdata")
     if not loaded:
-        log.warn("no data dictionary loaded, check environment variable: DCMDICTPATH",
-                 logger="dcmtk.dcmdata")
+        log.warn(
+            "no data dictionary loaded, check environment variable: DCMDICTPATH",
+            logger="dcmtk.dcmdata",
+        )
     return loaded
 
 
 def _reject_lines(log: DcmtkLogger, exc: AssociationRejected) -> None:
     result, source, reason = exc.result, exc.source, exc.reason
     if result not in REJECT_RESULT_TEXT:
-        log.error(f"Received invalid A-ASSOCIATE-RJ reject result 0x{result:04x}, using default.",
-                  logger=DCMNET)
+        log.error(
+            f"Received invalid A-ASSOCIATE-RJ reject result 0x{result:04x}, using default.",
+            logger=DCMNET,
+        )
         result = 1
     shown_source = source
     if source not in REJECT_SOURCE_TEXT:
-        log.error(f"Received invalid A-ASSOCIATE-RJ reject source 0x{source:04x}, using default.",
-                  logger=DCMNET)
+        log.error(
+            f"Received invalid A-ASSOCIATE-RJ reject source 0x{source:04x}, using default.",
+            logger=DCMNET,
+        )
         shown_source = 1
     reason_text = REJECT_REASON_TEXT.get((source, reason))
     if reason_text is None:
         log.error(
             f"Received invalid A-ASSOCIATE-RJ reject reason 0x{source:02x}{reason:02x}, "
-            "using default.", logger=DCMNET)
+            "using default.",
+            logger=DCMNET,
+        )
         reason_text = "No Reason"
     log.fatal(
         "Association Rejected:\n"
@@ -169,8 +189,11 @@ def _reject_lines(log: DcmtkLogger, exc: AssociationRejected) -> None:
     )
 
 
-def _association_failure(log: DcmtkLogger, exc: ProbeError, peer: str, port: int) -> int:
-    """Report a failure before or during A-ASSOCIATE, as DCMTK does (all exit 1)."""
+def _association_failure(
+    log: DcmtkLogger, exc: ProbeError, peer: str, port: int, *, tls: bool = False
+) -> int:
+    """Report a failure before or during A-ASSOCIATE, as DCMTK does (all exit 1). Under TLS,
+    DCMTK reports a read timeout while waiting for the A-ASSOCIATE-AC as a peer abort."""
     if isinstance(exc, AssociationRejected):
         _reject_lines(log, exc)
         return EXIT_FAILURE
@@ -186,6 +209,10 @@ def _association_failure(log: DcmtkLogger, exc: ProbeError, peer: str, port: int
             return EXIT_FAILURE
         else:
             detail = f"0006:031b DUL Illegal or ill-formed PDU ({exc.error})"
+    elif isinstance(exc, TLSError) or (isinstance(exc, DeadlineExceeded) and exc.phase == "tls"):
+        from echoprobe.cli.echoscu_tls import condition  # noqa: PLC0415 - ssl only with TLS
+
+        detail = condition(exc) or str(exc)
     elif isinstance(exc, DNSError):
         detail = f"0006:0320 Attempt to connect to unknown host: {peer}"
     elif isinstance(exc, ConnectTimeout):
@@ -195,7 +222,7 @@ def _association_failure(log: DcmtkLogger, exc: ProbeError, peer: str, port: int
         if exc.outcome == "connection_refused":
             reason = "Connection refused"
         detail = f"0006:031c TCP Initialization Error: {reason}"
-    elif isinstance(exc, TimeoutError_):
+    elif isinstance(exc, TimeoutError_) and not tls:
         detail = _NETWORK_CLOSED if exc.timer == "socket" else _READ_TIMEOUT
     else:  # A-ABORT, close or reset
         detail = _PEER_ABORTED
@@ -205,9 +232,11 @@ def _association_failure(log: DcmtkLogger, exc: ProbeError, peer: str, port: int
 
 def _dimse_failure(log: DcmtkLogger, exc: ProbeError) -> int:
     """Report a failure while waiting for a C-ECHO-RSP (DCMTK's echoSCU/main split)."""
-    peer_abort = isinstance(exc, AssociationAborted) or (
-        isinstance(exc, ConnectionLost) and not exc.mid_pdu) or (
-        isinstance(exc, DIMSETimeout) and exc.timer == "socket" and not exc.mid_pdu)
+    peer_abort = (
+        isinstance(exc, AssociationAborted)
+        or (isinstance(exc, ConnectionLost) and not exc.mid_pdu)
+        or (isinstance(exc, DIMSETimeout) and exc.timer == "socket" and not exc.mid_pdu)
+    )
     if peer_abort:
         log.error(f"Echo Failed: {_PEER_ABORTED}")
         log.info("Peer Aborted Association")
@@ -218,9 +247,11 @@ def _dimse_failure(log: DcmtkLogger, exc: ProbeError) -> int:
         log.info("Aborting Association")
         return EXIT_DIMSE
     if isinstance(exc, SendImpossible):
-        cond = ("0006:020e DIMSE Failed to send message\n"
-                "0006:0308 DUL Cannot send P-DATA PDU because receiver's max PDU size of "
-                f"{exc.peer_max_pdu} is illegal (must be > 12)")
+        cond = (
+            "0006:020e DIMSE Failed to send message\n"
+            "0006:0308 DUL Cannot send P-DATA PDU because receiver's max PDU size of "
+            f"{exc.peer_max_pdu} is illegal (must be > 12)"
+        )
     elif isinstance(exc, DIMSETimeout | DeadlineExceeded):
         if exc.timer == "socket" and exc.mid_pdu:
             cond = f"{_RECEIVE_FAILED}\n{_READ_PDV_FAILED}\n{_NETWORK_CLOSED}"
@@ -230,8 +261,10 @@ def _dimse_failure(log: DcmtkLogger, exc: ProbeError) -> int:
         cond = f"{_RECEIVE_FAILED}\n{_READ_PDV_FAILED}\n{_NETWORK_CLOSED}"
     elif isinstance(exc, ProtocolError):
         if exc.abort_reason == 1 and exc.pdu_type is not None:
-            cond = (f"{_RECEIVE_FAILED}\n{_READ_PDV_FAILED}\n"
-                    f"0006:0321 Unrecognized PDU type: {exc.pdu_type:2x}")
+            cond = (
+                f"{_RECEIVE_FAILED}\n{_READ_PDV_FAILED}\n"
+                f"0006:0321 Unrecognized PDU type: {exc.pdu_type:2x}"
+            )
         else:
             cond = f"{_RECEIVE_FAILED}\n0006:031b DUL Illegal or ill-formed PDU ({exc.error})"
     elif isinstance(exc, DIMSEError):
@@ -272,7 +305,7 @@ def _timeouts(cfg: EchoscuConfig) -> Timeouts:
     acse = float(cfg.acse_timeout) if cfg.acse_timeout else None
     return Timeouts(
         connect=float(cfg.connect_timeout) if cfg.connect_timeout else None,
-        tls=None,
+        tls=socket_timeout,  # DCMTK's handshake reads are bounded by -ts
         acse=acse,
         dimse=float(cfg.dimse_timeout) if cfg.dimse_timeout else None,
         release=acse,
@@ -287,17 +320,33 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
     dictionary_ok = _dictionary_ok(log)
     for warning in cfg.assoc_warnings:
         log.warn(warning, logger=DCMNET)
-    if cfg.tls.enabled or cfg.verify_cert or cfg.is_root_cert:
-        log.fatal("TLS is not available in this version of echoprobe's echoscu")
-        return EXIT_FAILURE
+    tls_session = None
+    if cfg.tls.enabled or cfg.verify_cert is not None or cfg.is_root_cert is not None:
+        from echoprobe.cli import echoscu_tls  # noqa: PLC0415 - ssl only with TLS options
+
+        prepared = echoscu_tls.prepare(cfg, log)
+        if isinstance(prepared, int):
+            return prepared
+        tls_session = prepared
     syntaxes = tuple(uid for uid, _ in DCMTK_TRANSFER_SYNTAXES[: cfg.num_ts])
-    request = build_request(calling_ae=cfg.calling_ae, called_ae=cfg.called_ae,
-                            num_contexts=cfg.num_pc, transfer_syntaxes=syntaxes,
-                            max_pdu=cfg.max_pdu)
+    request = build_request(
+        calling_ae=cfg.calling_ae,
+        called_ae=cfg.called_ae,
+        num_contexts=cfg.num_pc,
+        transfer_syntaxes=syntaxes,
+        max_pdu=cfg.max_pdu,
+    )
     if log.is_enabled(Level.DEBUG):
-        log.debug("Request Parameters:\n" + dump_association(
-            "A-ASSOCIATE-RQ", request, None,
-            our_uid=IMPLEMENTATION_CLASS_UID, our_version=IMPLEMENTATION_VERSION_NAME))
+        log.debug(
+            "Request Parameters:\n"
+            + dump_association(
+                "A-ASSOCIATE-RQ",
+                request,
+                None,
+                our_uid=IMPLEMENTATION_CLASS_UID,
+                our_version=IMPLEMENTATION_VERSION_NAME,
+            )
+        )
     log.info("Requesting Association")
     timeouts = _timeouts(cfg)
     try:
@@ -308,30 +357,46 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
         shown = "0 (infinite)" if cfg.socket_timeout == 0 else f"{cfg.socket_timeout} seconds"
         log.debug(f"setting network send timeout to {shown}", logger=DCMNET)
         log.debug(f"setting network receive timeout to {shown}", logger=DCMNET)
+    if tls_session is not None:
+        from echoprobe.cli import echoscu_tls  # noqa: PLC0415 - ssl only with TLS options
+
+        try:
+            sock = echoscu_tls.handshake(tls_session, sock, timeouts, log)
+        except ProbeError as exc:
+            return _association_failure(log, exc, cfg.peer, cfg.port, tls=True)
     for which, title in (("Calling", cfg.calling_ae), ("Called", cfg.called_ae)):
         if title == "":
             sock.close()
             log.error(f"Illegal service parameter: {which} AP Title", logger=DCMNET)
-            log.fatal(f"Association Request Failed: 0006:030c Illegal service parameter: "
-                      f"{which} AP Title")
+            log.fatal(
+                f"Association Request Failed: 0006:030c Illegal service parameter: {which} AP Title"
+            )
             return EXIT_FAILURE
     log.debug("Constructing Associate RQ PDU", logger=DCMNET)
 
     options = AssociationOptions(
-        calling_ae=cfg.calling_ae, called_ae=cfg.called_ae, max_pdu=cfg.max_pdu,
-        transfer_syntaxes=syntaxes, contexts=cfg.num_pc, repeat=cfg.repeat,
-        release=not cfg.abort, abort_on_failure=False, abort_linger=timeouts.acse or 0.0,
+        calling_ae=cfg.calling_ae,
+        called_ae=cfg.called_ae,
+        max_pdu=cfg.max_pdu,
+        transfer_syntaxes=syntaxes,
+        contexts=cfg.num_pc,
+        repeat=cfg.repeat,
+        release=not cfg.abort,
+        abort_on_failure=False,
+        abort_linger=timeouts.acse or 0.0,
     )
-    conn = ULConnection(Role.REQUESTOR, max_receive_pdu=cfg.max_pdu,
-                        artim_timeout=timeouts.acse or 30.0)
+    conn = ULConnection(
+        Role.REQUESTOR, max_receive_pdu=cfg.max_pdu, artim_timeout=timeouts.acse or 30.0
+    )
     now = blocking.clock()
     conn.start_connect(encode_pdu(request), now)
     conn.connection_made(now)
     phase = ["associate"]
 
     class _Tracking(_Report):
-        def association_accepted(self, accept: AssociateAC, raw: bytes,
-                                 negotiated: Negotiated) -> None:
+        def association_accepted(
+            self, accept: AssociateAC, raw: bytes, negotiated: Negotiated
+        ) -> None:
             super().association_accepted(accept, raw, negotiated)
             phase[0] = "echo"
 
@@ -350,7 +415,7 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
         outcome = blocking.drive(sock, conn, flow)
     except ProbeError as exc:
         if phase[0] == "associate" and exc.phase in ("associate", "connect"):
-            return _association_failure(log, exc, cfg.peer, cfg.port)
+            return _association_failure(log, exc, cfg.peer, cfg.port, tls=tls_session is not None)
         return _dimse_failure(log, exc)
     return _release_failure(log, outcome)
 

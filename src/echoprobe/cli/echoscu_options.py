@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from echoprobe import __version__
+from echoprobe._values import field, replace, value
 from echoprobe.cli.dcmtk_args import (
     CommandLineError,
     Group,
@@ -329,7 +329,7 @@ _PROFILES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class TlsSettings:
     """The TLS options as given; files are not opened here (DCMTK does it later too)."""
 
@@ -351,7 +351,7 @@ class TlsSettings:
     peer_certificate: PeerCertificate = PeerCertificate.REQUIRE
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EchoscuConfig:
     """A valid ``echoscu`` command line. Timeouts are seconds, None for unlimited."""
 
@@ -403,7 +403,7 @@ class EchoscuConfig:
         return logger
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Exit:
     """Stop now with ``code`` after printing ``stdout``/``stderr``.
 

@@ -12,9 +12,13 @@ Rules:
 from __future__ import annotations
 
 from struct import Struct
-from typing import Final
 
 from echoprobe.errors import RemoteProtocolError
+
+# `Final` is for type checkers only; importing typing costs echoscu start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 _ELEMENT_HEAD = Struct("<HHL")
 _US = Struct("<H")

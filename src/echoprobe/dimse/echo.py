@@ -11,9 +11,9 @@ Rules (robustness #6, PS3.7 §9.3.5.2):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from struct import Struct
 
+from echoprobe._values import value
 from echoprobe.dimse.command_set import CommandValue, decode_command, encode_command
 from echoprobe.dimse.fragment import fragment_command
 from echoprobe.errors import DIMSEError, RemoteProtocolError
@@ -41,7 +41,7 @@ def echo_request_pdus(message_id: int, context_id: int, max_fragment: int) -> by
     return fragment_command(echo_request_command(message_id), context_id, max_fragment)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class EchoResponse:
     """A validated C-ECHO-RSP."""
 

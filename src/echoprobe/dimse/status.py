@@ -7,7 +7,11 @@ argument (0212H). Other values are classified by their range, as PS3.7 Annex C d
 
 from __future__ import annotations
 
-from typing import Final
+# `Final` is for type checkers only; importing typing costs echoscu start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
 
 SUCCESS: Final = 0x0000
 

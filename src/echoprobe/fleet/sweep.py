@@ -42,10 +42,11 @@ from collections.abc import (
     Sized,
 )
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any, Final, Protocol
 
+from echoprobe._values import replace
 from echoprobe.errors import DNSError
 from echoprobe.fleet.limits import (
     FD_RESERVE,

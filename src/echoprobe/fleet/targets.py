@@ -37,10 +37,11 @@ import math
 import re
 import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Final
 
+from echoprobe._values import replace
 from echoprobe.errors import EchoprobeError
 from echoprobe.options import Timeouts
 

@@ -13,12 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from time import perf_counter
-from typing import cast
+from typing import TYPE_CHECKING, Any, cast
 
 from echoprobe.errors import ConnectionLost
 from echoprobe.net.association import AssociationOutcome, Driver, TimedOut, Wait
 from echoprobe.ul.connection import ULConnection
+
+if TYPE_CHECKING:
+    import ssl
+
+# A handshake that fails is reported by asyncio's own `ssl_handshake_timeout`; this outer bound
+# only guards against a loop that would not report it.
+_HANDSHAKE_GRACE = 1.0
+# After the association, the TLS close (close_notify both ways) may take this long before the
+# transport is dropped; asyncio's default (30 s) would keep sockets of silent peers around.
+TLS_SHUTDOWN_TIMEOUT = 2.0
 
 
 class AssociationProtocol(asyncio.Protocol):
@@ -29,6 +40,7 @@ class AssociationProtocol(asyncio.Protocol):
         "_deadline_at",
         "_flow",
         "_loop",
+        "_lost_tls",
         "_socket_at",
         "_timer",
         "_timer_at",
@@ -45,6 +57,7 @@ class AssociationProtocol(asyncio.Protocol):
         self._timer_at: float | None = None
         self._deadline_at: float | None = None
         self._socket_at: float | None = None
+        self._lost_tls: Exception | None = None  # a TLS error that ended the connection
         self.done: asyncio.Future[AssociationOutcome] = loop.create_future()
 
     # -- asyncio callbacks
@@ -67,6 +80,9 @@ class AssociationProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        if exc is not None and type(exc).__module__ == "ssl":
+            # E.g. TLS 1.3: the server refuses our certificate after our handshake finished.
+            self._lost_tls = exc
         if not self.done.done():
             self._step(b"")
         if not self.done.done():  # the flow ignored the close: it cannot go on without bytes
@@ -87,6 +103,10 @@ class AssociationProtocol(asyncio.Protocol):
             if not self._conn.close_requested:
                 self._conn.abort(perf_counter())
             self._finish()
+            if isinstance(exc, ConnectionLost) and self._lost_tls is not None:
+                from echoprobe.net.tls import map_handshake_error  # noqa: PLC0415 - TLS only
+
+                exc = map_handshake_error(self._lost_tls, phase=exc.phase)
             self.done.set_exception(exc)
             return
         transport = self._transport
@@ -140,6 +160,11 @@ class AssociationProtocol(asyncio.Protocol):
                 transport.write(data)
             transport.close()
 
+    def ssl_object(self) -> Any:
+        """The transport's `ssl.SSLObject` (None without TLS or before the handshake)."""
+        transport = self._transport
+        return None if transport is None else transport.get_extra_info("ssl_object")
+
     def abort_now(self) -> None:
         """Cancellation: A-ABORT if associated, then close; idempotent."""
         if self.done.done():
@@ -157,4 +182,78 @@ async def wait_done(proto: AssociationProtocol) -> AssociationOutcome:
         return await asyncio.shield(proto.done)
     except asyncio.CancelledError:
         proto.abort_now()
+        raise
+
+
+async def connect_socket(
+    loop: asyncio.AbstractEventLoop,
+    family: int,
+    address: tuple[Any, ...],
+    local_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """A connected, non-blocking TCP socket (TCP only: TLS starts in `start_tls`)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if local_address is not None:
+            sock.bind(local_address)
+        await loop.sock_connect(sock, address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def start_tls(
+    loop: asyncio.AbstractEventLoop,
+    proto: AssociationProtocol,
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    *,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+    total_deadline: float | None,
+    clock: Callable[[], float] = perf_counter,
+) -> None:
+    """Run the TLS handshake on connected `sock` (asyncio's `ssl_handshake_timeout`, bounded by
+    `handshake_timeout` and the absolute `total_deadline`), then hand the transport to `proto`,
+    whose association starts. On failure `proto` is aborted, the socket closed (by the
+    transport, which owns it once asyncio has it) and a `ProbeError` raised."""
+    from echoprobe.net import tls  # noqa: PLC0415 - TLS errors are mapped in one place
+
+    remaining = None if total_deadline is None else total_deadline - clock()
+    by_total = remaining is not None and (
+        handshake_timeout is None or remaining < handshake_timeout
+    )
+    limit = remaining if by_total else handshake_timeout
+    started = clock()
+    if limit is not None and limit <= 0:
+        proto.abort_now()
+        sock.close()
+        raise tls.handshake_timeout(handshake_timeout, by_total=by_total)
+    try:
+        async with asyncio.timeout(None if limit is None else limit + _HANDSHAKE_GRACE):
+            await loop.create_connection(
+                lambda: proto,
+                sock=sock,
+                ssl=context,
+                server_hostname=server_hostname or "",  # "": no SNI, no host name check
+                ssl_handshake_timeout=limit,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT,
+            )
+    except BaseException as exc:
+        # The transport owns `sock` from here on and closes it (uvloop a moment later): closing
+        # it here too could close a descriptor number another connection has been given since.
+        proto.abort_now()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        timed_out = isinstance(exc, TimeoutError) or (
+            isinstance(exc, ConnectionAbortedError)
+            and limit is not None
+            and ("handshake is taking longer" in str(exc) or clock() - started >= limit)
+        )
+        if timed_out:
+            raise tls.handshake_timeout(handshake_timeout, by_total=by_total) from exc
+        if isinstance(exc, OSError | ValueError):
+            raise tls.map_handshake_error(exc) from exc
         raise

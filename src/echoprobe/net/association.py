@@ -9,17 +9,17 @@ So deadlines, error classification and result building live here, once; a blocki
 driver (the `echoscu` start-up path) and the asyncio driver only move bytes.
 
 Deadline rule: every wait is bounded by min(phase deadline, absolute deadline), and, when a
-socket timeout is set, by that too (it restarts with every read, like DCMTK's `-ts`). Phase
+socket timeout is set, by that too inside a half-read PDU or in a phase without a timeout of its
+own (it restarts with every read, like DCMTK's `-ts`). Phase
 deadlines are fixed when the phase starts, so no amount of trickled bytes extends them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
+from echoprobe._values import record, value
 from echoprobe.dimse.echo import EchoResponse, echo_request_pdus, parse_echo_response
 from echoprobe.dimse.fragment import Reassembler
 from echoprobe.errors import (
@@ -39,7 +39,6 @@ from echoprobe.errors import (
     TimeoutError_,
 )
 from echoprobe.options import AssociationOptions, Timeouts
-from echoprobe.results import EchoReply
 from echoprobe.ul.connection import ULConnection
 from echoprobe.ul.events import (
     NEED_DATA,
@@ -56,8 +55,12 @@ from echoprobe.ul.events import (
 from echoprobe.ul.events import (
     AssociationRejected as RejectedEvent,
 )
+from echoprobe.ul.fsm import State
 from echoprobe.ul.negotiation import Negotiated, validate_accept
 from echoprobe.ul.pdu import AssociateAC, AssociateRQ
+
+# Not typing.TYPE_CHECKING: echoscu's start-up must not pay for importing typing.
+TYPE_CHECKING = False
 
 
 class TimedOut(Enum):
@@ -67,7 +70,7 @@ class TimedOut(Enum):
     SOCKET = "socket"  # the per-read socket timeout passed first
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Wait:
     """Write `send`, then wait for bytes until `deadline` (monotonic seconds, None = forever)
     or for `socket_timeout` seconds without any byte, whichever comes first."""
@@ -80,18 +83,23 @@ class Wait:
 Driver = Generator[Wait, "bytes | TimedOut", "AssociationOutcome"]
 
 
-class Observer(Protocol):
-    """Hooks for callers that report progress (echoscu's log lines). All optional in effect:
-    `NullObserver` implements them as no-ops."""
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def association_accepted(
-        self, accept: AssociateAC, raw: bytes, negotiated: Negotiated
-    ) -> None: ...
-    def association_failed_no_context(self, accept: AssociateAC, raw: bytes) -> None: ...
-    def echo_sending(self, message_id: int) -> None: ...
-    def echo_received(self, response: EchoResponse) -> None: ...
-    def releasing(self) -> None: ...
-    def aborting(self) -> None: ...
+    from echoprobe.results import EchoReply
+
+    class Observer(Protocol):
+        """Hooks for callers that report progress (echoscu's log lines). All optional in effect:
+        `NullObserver` implements them as no-ops."""
+
+        def association_accepted(
+            self, accept: AssociateAC, raw: bytes, negotiated: Negotiated
+        ) -> None: ...
+        def association_failed_no_context(self, accept: AssociateAC, raw: bytes) -> None: ...
+        def echo_sending(self, message_id: int) -> None: ...
+        def echo_received(self, response: EchoResponse) -> None: ...
+        def releasing(self) -> None: ...
+        def aborting(self) -> None: ...
 
 
 class NullObserver:
@@ -114,7 +122,11 @@ class NullObserver:
         pass
 
 
-@dataclass(slots=True)
+if not TYPE_CHECKING:
+    Observer = NullObserver  # at run time a name to import; type checkers see the Protocol
+
+
+@record
 class AssociationOutcome:
     """What `run_association` returns when the echoes completed (failures raise)."""
 
@@ -273,6 +285,8 @@ def run_association(
     obs.association_accepted(event.accept, event.raw, negotiated)
 
     # --- C-ECHO exchanges (PS3.7 §9.3.5) ------------------------------------------------
+    from echoprobe.results import EchoReply  # noqa: PLC0415 - keeps echoscu's start-up light
+
     replies: list[EchoReply] = []
     accepted_ids = frozenset(cid for cid, result in negotiated.context_results if result == 0)
     reassembler = Reassembler(accepted_ids)
@@ -284,9 +298,12 @@ def run_association(
             if negotiated.max_send_pdu <= 12:
                 raise SendImpossible(negotiated.max_send_pdu)
             sent_at = clock()
-            conn.send_pdata(
-                echo_request_pdus(message_id, negotiated.context_id, negotiated.max_fragment)
-            )
+            if conn.state is State.STA6:
+                conn.send_pdata(
+                    echo_request_pdus(message_id, negotiated.context_id, negotiated.max_fragment)
+                )
+            # Otherwise the peer's A-ABORT, A-RELEASE-RQ, close or a bad PDU arrived in the same
+            # read as the last answer: nothing can be sent, and the wait below reports it.
             phase = _Phase("echo", sent_at, timeouts.dimse, total_deadline)
             while True:
                 event = yield from _next_event(conn, phase, sock_to, clock)
@@ -338,7 +355,9 @@ def run_association(
         outcome.release = "aborted"
         return outcome
     obs.releasing()
-    conn.request_release()
+    if conn.state is State.STA6:
+        conn.request_release()
+    # Otherwise what the peer sent right after the last answer is queued: the loop reports it.
     phase = _Phase("release", now, timeouts.release, total_deadline)
     try:
         while True:
@@ -351,6 +370,11 @@ def run_association(
                 outcome.collision = True
                 conn.respond_release(clock())
                 continue
+            if isinstance(event, ReleaseRequested):
+                # The peer asked first (AR-2, Sta8), before our request went out: answer it
+                # (AR-4, A-RELEASE-RP); the association is released and the peer closes.
+                conn.respond_release(clock())
+                break
             if isinstance(event, DataReceived):
                 continue  # AR-6: data may still arrive before the RP; nothing expects it
             raise _raise_for(event, "release")

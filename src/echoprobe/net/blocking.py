@@ -17,6 +17,12 @@ from echoprobe.net.association import AssociationOutcome, Driver, TimedOut
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.ul.connection import ULConnection
 
+# Not typing.TYPE_CHECKING: echoscu's start-up must not pay for importing typing.
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    import ssl
+
 clock: Callable[[], float] = time.monotonic
 
 _RECV_SIZE = 65536
@@ -55,6 +61,32 @@ def connect(host: str, port: int, timeout: float | None) -> socket.socket:
                 break
     assert last is not None  # resolve() returns at least one candidate or raises
     raise last
+
+
+def start_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    *,
+    server_hostname: str | None,
+    timeout: float | None,
+    total_deadline: float | None = None,
+) -> socket.socket:
+    """The TLS client handshake on connected `sock`, bounded as a whole by `timeout` (the
+    association's `Timeouts.tls`) and by `total_deadline` (monotonic); returns the TLS socket.
+    On failure the socket is closed and a `ProbeError` raised (see `net.tls`)."""
+    from echoprobe.net import tls  # noqa: PLC0415 - ssl is imported only when TLS is used
+
+    own = None if timeout is None else clock() + timeout
+    by_total = total_deadline is not None and (own is None or total_deadline < own)
+    return tls.handshake_blocking(
+        sock,
+        context,
+        server_hostname=server_hostname,
+        deadline=total_deadline if by_total else own,
+        limit=timeout,
+        by_total=by_total,
+        clock=clock,
+    )
 
 
 def drive(sock: socket.socket, conn: ULConnection, flow: Driver) -> AssociationOutcome:

@@ -11,7 +11,7 @@ import asyncio
 import socket
 from functools import lru_cache
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sniffio
 
@@ -23,7 +23,7 @@ from echoprobe.errors import (
     ProbeError,
 )
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
-from echoprobe.net.aio import AssociationProtocol, wait_done
+from echoprobe.net.aio import AssociationProtocol, connect_socket, start_tls, wait_done
 from echoprobe.net.association import AssociationOutcome, Observer, run_association
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
@@ -33,6 +33,11 @@ from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.constants import IMPLICIT_VR_LITTLE_ENDIAN
 from echoprobe.ul.negotiation import build_request
 from echoprobe.ul.pdu import AssociateRQ
+
+if TYPE_CHECKING:
+    import ssl
+
+    from echoprobe.net.tls import TLSConfig
 
 DEFAULT_TIMEOUTS = Timeouts()
 
@@ -85,9 +90,13 @@ async def run_echo(
     timings: dict[str, float] | None = None,
     peer: dict[str, object] | None = None,
     local_address: tuple[str, int] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> AssociationOutcome:
     """Resolve, connect and run the association; `timings`/`peer` are filled as it goes, so a
-    caller keeps partial facts when it fails."""
+    caller keeps partial facts when it fails. With `tls`, the TLS handshake follows the
+    connection under `Timeouts.tls` and `peer` receives the `PeerInfo.tls_*` facts."""
+    if tls is not None and sniffio.current_async_library() != "asyncio":
+        raise EchoprobeError("TLS is only available on asyncio (and uvloop) for now")
     if sniffio.current_async_library() != "asyncio":
         # trio (or another anyio backend): the portable driver, imported here because it
         # imports this module, and so that the asyncio path never imports anyio.
@@ -134,9 +143,16 @@ async def run_echo(
     proto = AssociationProtocol(conn, flow, loop)
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
     last_error: ProbeError | None = None
+    context, server_hostname = (None, None) if tls is None else _tls_settings(tls, host)
+    raw: socket.socket | None = None
     for family, sockaddr in candidates:
         try:
             async with asyncio.timeout(connect_limit):
+                if context is not None:
+                    address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
+                    raw = await connect_socket(loop, family, address_tuple, local_address)
+                    last_error = None
+                    break
                 await loop.create_connection(
                     lambda: proto,
                     sock=None,
@@ -161,7 +177,30 @@ async def run_echo(
     timings["connect"] = (clock() - now) * 1000.0
     if peer is not None:
         peer["address"] = address
+    if context is not None and raw is not None:
+        tls_start = clock()
+        await start_tls(
+            loop,
+            proto,
+            raw,
+            context,
+            server_hostname=server_hostname,
+            handshake_timeout=timeouts.tls,
+            total_deadline=total_deadline,
+            clock=clock,
+        )
+        timings["tls"] = (clock() - tls_start) * 1000.0
+        if peer is not None:
+            from echoprobe.net.tls import session_facts  # noqa: PLC0415 - only with TLS
+
+            peer.update(session_facts(proto.ssl_object()))
     return await wait_done(proto)
+
+
+def _tls_settings(tls: TLSConfig | ssl.SSLContext, host: str) -> tuple[ssl.SSLContext, str | None]:
+    from echoprobe.net.tls import client_settings  # noqa: PLC0415 - ssl only with TLS
+
+    return client_settings(tls, host)
 
 
 async def echo(
@@ -178,9 +217,11 @@ async def echo(
     release: bool = True,
     observer: Observer | None = None,
     local_address: tuple[str, int] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> EchoResult:
     """Verify a peer with C-ECHO. Raises a `ProbeError` subclass on failure, including
     `EchoStatusError` when a reply has a non-success status (its `.result` holds the replies).
+    `tls`: DICOM over TLS (a `net.tls.TLSConfig`, or a ready-made client `ssl.SSLContext`).
     """
     options = AssociationOptions(
         calling_ae=calling_ae,
@@ -193,6 +234,7 @@ async def echo(
     )
     start = perf_counter()
     timings: dict[str, float] = {}
+    peer_facts: dict[str, object] = {}
     outcome = await run_echo(
         host,
         port,
@@ -200,10 +242,12 @@ async def echo(
         timeouts,
         observer=observer,
         timings=timings,
+        peer=peer_facts,
         local_address=local_address,
+        tls=tls,
     )
     timings["total"] = (perf_counter() - start) * 1000.0
-    result = _echo_result(host, port, options, outcome, timings)
+    result = _echo_result(host, port, options, outcome, timings, peer_facts=peer_facts)
     for reply in result.replies:
         if reply.status != 0:
             error = EchoStatusError(reply.status, reply.error_comment)
@@ -218,8 +262,11 @@ def _echo_result(
     options: AssociationOptions,
     outcome: AssociationOutcome,
     timings: dict[str, float],
+    *,
+    peer_facts: dict[str, object] | None = None,
 ) -> EchoResult:
     neg = outcome.negotiated
+    facts = peer_facts or {}
     return EchoResult(
         host=host,
         port=port,
@@ -233,11 +280,19 @@ def _echo_result(
             max_pdu=neg.peer_max_pdu,
             transfer_syntax=neg.transfer_syntax,
             context_id=neg.context_id,
+            tls_protocol=_text(facts.get("tls_protocol")),
+            tls_cipher=_text(facts.get("tls_cipher")),
+            tls_peer_subject=_text(facts.get("tls_peer_subject")),
+            tls_peer_not_after=_text(facts.get("tls_peer_not_after")),
         ),
         timings_ms={k: round(v, 3) for k, v in timings.items()},
         release=outcome.release,
         warnings=neg.warnings,
     )
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def error_detail(exc: BaseException) -> dict[str, object]:
@@ -276,6 +331,7 @@ async def probe(
     name: str | None = None,
     tags: tuple[str, ...] = (),
     local_address: tuple[str, int] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> ProbeResult:
     """Verify a peer and return one `ProbeResult`; never raises for the peer's failure.
 
@@ -308,6 +364,7 @@ async def probe(
             timings=timings,
             peer=peer_facts,
             local_address=local_address,
+            tls=tls,
         )
     except ProbeError as exc:
         timings["total"] = (perf_counter() - start) * 1000.0
@@ -326,7 +383,7 @@ async def probe(
             timings_ms={k: round(v, 3) for k, v in timings.items()},
         )
     timings["total"] = (perf_counter() - start) * 1000.0
-    result = _echo_result(host, port, options, outcome, timings)
+    result = _echo_result(host, port, options, outcome, timings, peer_facts=peer_facts)
     status = result.status
     if not result.ok:
         kind = Outcome.ECHO_FAILED_STATUS

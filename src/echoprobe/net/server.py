@@ -27,11 +27,12 @@ import ipaddress
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
+from echoprobe._values import replace
 from echoprobe.dimse.echo import echo_response_command, parse_echo_request
 from echoprobe.dimse.fragment import Reassembler, fragment_command
 from echoprobe.errors import DIMSEError, RemoteProtocolError

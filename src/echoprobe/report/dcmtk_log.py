@@ -22,8 +22,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 from enum import IntEnum
+
+from echoprobe._values import value
 
 # typing.TYPE_CHECKING without importing typing (start-up time); mypy honours the name.
 TYPE_CHECKING = False
@@ -124,7 +125,7 @@ def render_default(level: Level, message: str) -> str:
     return "".join(prefix + line + "\n" for line in message.split("\n"))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LogRecord:
     """A log call kept for later, e.g. the ``--arguments`` line before logging is set up."""
 
@@ -138,7 +139,7 @@ class LogConfigError(Exception):
     """A ``-lc`` file that DCMTK refuses; ``str(exc)`` is DCMTK's message."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LogConfig:
     """A loaded ``-lc`` file: ``log4cplus.`` settings after ``${var}`` expansion."""
 
@@ -147,7 +148,7 @@ class LogConfig:
     loglog: tuple[tuple[str, str], ...] = ()  # (kind, text) internal messages from loading
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class LogSetup:
     """What the command line asked for: a root level, or a configuration file."""
 

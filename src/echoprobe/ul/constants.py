@@ -6,7 +6,11 @@ Pure data. Values are as the standard spells them (PS3.8 §9.3, Tables 9-21 and 
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Final
+
+# `Final` is for type checkers only; importing typing costs echoscu start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 APPLICATION_CONTEXT_NAME: Final = "1.2.840.10008.3.1.1.1"  # PS3.7 Annex A.2.1
 VERIFICATION_SOP_CLASS: Final = "1.2.840.10008.1.1"

@@ -6,9 +6,9 @@ bytes arrive (or a timer fires).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 
+from echoprobe._values import value
 from echoprobe.errors import RemoteProtocolError
 from echoprobe.ul.pdu import PDV, AssociateAC, AssociateRJ, AssociateRQ
 
@@ -20,7 +20,7 @@ class Sentinel(Enum):
 NEED_DATA = Sentinel.NEED_DATA
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociationRequested:
     """A-ASSOCIATE indication (acceptor, AE-6): answer with accept or reject."""
 
@@ -28,7 +28,7 @@ class AssociationRequested:
     raw: bytes = b""  # the whole PDU as received, for dumps
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociationAccepted:
     """A-ASSOCIATE confirmation, accept (requestor, AE-3)."""
 
@@ -36,33 +36,33 @@ class AssociationAccepted:
     raw: bytes = b""  # the whole PDU as received, for dumps (DCMTK's -d hex dump)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociationRejected:
     """A-ASSOCIATE confirmation, reject (requestor, AE-4); the transport is to be closed."""
 
     reject: AssociateRJ
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class DataReceived:
     """P-DATA indication (DT-2, AR-6): the PDVs of one P-DATA-TF PDU."""
 
     pdvs: tuple[PDV, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ReleaseRequested:
     """A-RELEASE indication (AR-2), or a release collision (AR-8) when `collision` is true."""
 
     collision: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ReleaseConfirmed:
     """A-RELEASE confirmation (AR-3, AR-10)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AbortReceived:
     """A-ABORT or A-P-ABORT indication after an A-ABORT PDU from the peer (AA-3)."""
 
@@ -70,14 +70,14 @@ class AbortReceived:
     reason: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ProtocolViolation:
     """The peer broke PS3.8; we sent A-ABORT (source 2, `error.abort_reason`) (AA-8, AA-7)."""
 
     error: RemoteProtocolError
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ConnectionClosed:
     """The transport closed. `expected` is false for an A-P-ABORT indication (AA-4);
     `mid_pdu` tells that a PDU was cut short."""
@@ -86,7 +86,7 @@ class ConnectionClosed:
     mid_pdu: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ARTIMExpired:
     """The ARTIM timer expired (Evt18); the transport is to be closed."""
 

@@ -11,16 +11,16 @@ Rules (PS3.8 §9.3.1, robustness requirements 2-3):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from struct import Struct
 
+from echoprobe._values import value
 from echoprobe.errors import PDUTooLarge, RemoteProtocolError
 
 _HEADER = Struct(">BBL")
 _FIXED_TYPES = frozenset((0x03, 0x05, 0x06, 0x07))
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class FrameLimits:
     """Largest body (declared PDU length) accepted per PDU type.
 

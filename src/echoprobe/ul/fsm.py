@@ -12,7 +12,11 @@ Rules:
 from __future__ import annotations
 
 from enum import Enum
-from typing import Final
+
+# `Final` is for type checkers only; importing typing costs echoscu start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 
 class State(Enum):

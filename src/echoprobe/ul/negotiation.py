@@ -13,8 +13,7 @@ Rules (robustness checklist §2.6):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from echoprobe._values import value
 from echoprobe.errors import NoAcceptedContext
 from echoprobe.ul.constants import (
     APPLICATION_CONTEXT_NAME,
@@ -123,7 +122,7 @@ def build_request(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Negotiated:
     """What an association ended up with, from the requestor's point of view."""
 
@@ -208,7 +207,7 @@ def validate_accept(request: AssociateRQ, accept: AssociateAC) -> Negotiated:
 # ------------------------------------------------------------------------ acceptor side
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AcceptorPolicy:
     """What an SCP accepts: abstract syntax → transfer syntaxes it supports, in preference
     order; AE titles it answers to and accepts calls from (empty = any)."""

@@ -10,8 +10,7 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from echoprobe._values import field, value
 from echoprobe.ul.constants import AE_TITLE_LENGTH, APPLICATION_CONTEXT_NAME
 
 
@@ -26,7 +25,7 @@ def ae_text(raw: bytes) -> str:
     return raw.decode("latin-1").strip(" \x00")
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RawItem:
     """An item or sub-item kept as it came: its type byte and its body (without the header)."""
 
@@ -34,7 +33,7 @@ class RawItem:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class RoleSelection:
     """SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4, item 54H)."""
 
@@ -43,7 +42,7 @@ class RoleSelection:
     scp_role: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AsyncOpsWindow:
     """Asynchronous Operations Window sub-item (PS3.7 D.3.3.3, item 53H)."""
 
@@ -51,7 +50,7 @@ class AsyncOpsWindow:
     max_performed: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class UserInformation:
     """User Information item (PS3.8 §9.3.2.3 / §9.3.3.3, item 50H).
 
@@ -67,7 +66,7 @@ class UserInformation:
     other: tuple[RawItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PresentationContextRQ:
     """Presentation Context item of an A-ASSOCIATE-RQ (PS3.8 §9.3.2.2, item 20H).
 
@@ -82,7 +81,7 @@ class PresentationContextRQ:
     other: tuple[RawItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PresentationContextAC:
     """Presentation Context item of an A-ASSOCIATE-AC (PS3.8 §9.3.3.2, item 21H)."""
 
@@ -92,7 +91,7 @@ class PresentationContextAC:
     other: tuple[RawItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociateRQ:
     """A-ASSOCIATE-RQ PDU (PS3.8 §9.3.2)."""
 
@@ -105,7 +104,7 @@ class AssociateRQ:
     other: tuple[RawItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociateAC:
     """A-ASSOCIATE-AC PDU (PS3.8 §9.3.3). The AE fields echo the request and are not tested."""
 
@@ -118,7 +117,7 @@ class AssociateAC:
     other: tuple[RawItem, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class AssociateRJ:
     """A-ASSOCIATE-RJ PDU (PS3.8 §9.3.4): raw result, source and reason bytes."""
 
@@ -127,7 +126,7 @@ class AssociateRJ:
     reason: int
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PDV:
     """A Presentation Data Value item (PS3.8 §9.3.5.1, Annex E).
 
@@ -147,24 +146,24 @@ class PDV:
         return bool(self.control & 0x02)
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class PDataTF:
     """P-DATA-TF PDU (PS3.8 §9.3.5): zero or more PDVs (zero is legal)."""
 
     pdvs: tuple[PDV, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ReleaseRQ:
     """A-RELEASE-RQ PDU (PS3.8 §9.3.6)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class ReleaseRP:
     """A-RELEASE-RP PDU (PS3.8 §9.3.7)."""
 
 
-@dataclass(frozen=True, slots=True)
+@value
 class Abort:
     """A-ABORT PDU (PS3.8 §9.3.8): source 0 service user, 2 service provider; reason."""
 

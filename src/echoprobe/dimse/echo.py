@@ -62,6 +62,15 @@ class EchoResponse:
 
 def parse_echo_response(command: bytes, message_id: int) -> EchoResponse:
     """Decode and validate a C-ECHO-RSP command set; raise DIMSEError with a stable `code`."""
+    if (
+        len(command) == _SUCCESS_LENGTH
+        and command.startswith(_SUCCESS_PREFIX)
+        and command.endswith(_SUCCESS_SUFFIX)
+        and _US.unpack_from(command, _SUCCESS_ID_AT)[0] == message_id
+    ):
+        # The canonical success answer, byte for byte (what most SCPs send): the same verdict
+        # as the full decode below, without it.
+        return EchoResponse(message_id, 0x0000, None, _success_elements(message_id))
     try:
         elements = decode_command(command)
     except RemoteProtocolError as exc:
@@ -124,3 +133,22 @@ def parse_echo_request(command: bytes) -> int:
     if not isinstance(msg_id, int):
         raise DIMSEError("C-ECHO-RQ without a Message ID", code="missing_message_id")
     return msg_id
+
+
+def _success_elements(message_id: int) -> dict[int, CommandValue]:
+    return {
+        0x0000: _SUCCESS_LENGTH - 12,
+        0x0002: VERIFICATION_SOP_CLASS,
+        0x0100: C_ECHO_RSP,
+        0x0120: message_id,
+        0x0800: NO_DATA_SET,
+        0x0900: 0x0000,
+    }
+
+
+# The canonical C-ECHO-RSP (status 0000H), split around Message ID Being Responded To.
+_SUCCESS = echo_response_command(0x1234)
+_SUCCESS_ID_AT = _SUCCESS.index(b"\x00\x00\x20\x01\x02\x00\x00\x00") + 8
+_SUCCESS_LENGTH = len(_SUCCESS)
+_SUCCESS_PREFIX = _SUCCESS[:_SUCCESS_ID_AT]
+_SUCCESS_SUFFIX = _SUCCESS[_SUCCESS_ID_AT + 2 :]

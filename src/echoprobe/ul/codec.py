@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from struct import Struct
 
 from echoprobe.errors import RemoteProtocolError
@@ -372,12 +373,21 @@ def _decode_fixed(pdu_type: int, body: bytes) -> PDU:
     return Abort(body[2], body[3])
 
 
+@lru_cache(maxsize=64)
+def _decode_accept_cached(body: bytes) -> AssociateRQ | AssociateAC:
+    # An SCP answers the same request with the same bytes, and the decoded value is immutable:
+    # a sweep or load test decodes each distinct A-ASSOCIATE-AC once. Errors are not cached.
+    return _decode_associate(PDUType.A_ASSOCIATE_AC, body)
+
+
 def decode_pdu(pdu_type: int, body: bytes) -> PDU:
     """Decode one PDU from its type byte and its body (the bytes after the 6-byte header)."""
     try:
         if pdu_type == PDUType.P_DATA_TF:
             return decode_pdata(body)
-        if pdu_type in (PDUType.A_ASSOCIATE_RQ, PDUType.A_ASSOCIATE_AC):
+        if pdu_type == PDUType.A_ASSOCIATE_AC:
+            return _decode_accept_cached(body)
+        if pdu_type == PDUType.A_ASSOCIATE_RQ:
             return _decode_associate(pdu_type, body)
         if pdu_type in (
             PDUType.A_ASSOCIATE_RJ,

@@ -46,9 +46,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter, process_time
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from echoprobe.errors import EchoprobeError, NetworkError, ProbeError
+from echoprobe.errors import NetworkError, ProbeError
 from echoprobe.fleet.histogram import LatencyHistogram
 from echoprobe.fleet.limits import effective_concurrency
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
@@ -56,6 +56,11 @@ from echoprobe.net.client import DEFAULT_TIMEOUTS, run_echo
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.results import Outcome
+
+if TYPE_CHECKING:
+    import ssl
+
+    from echoprobe.net.tls import TLSConfig
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,7 @@ TIME_WAIT_SECONDS: Final = 60  # Linux's TCP_TIMEWAIT_LEN: not tunable
 CPU_BOTTLENECK: Final = 0.90  # of one core: above this the generator limits the result
 MAX_REASONS: Final = 64  # distinct failure texts kept; the rest are counted as "(other)"
 BACKLOG_LIMIT: Final = 1_000_000  # open-loop arrivals waiting for a free slot
+STOP_GRACE: Final = 2.0  # seconds in-flight associations get after a stop request
 _CONTROL_PERIOD: Final = 0.05  # seconds between ramp adjustments of the worker pool
 _TIMEOUT_OUTCOMES: Final = frozenset(
     {
@@ -296,6 +302,7 @@ class TickStats:
     p99: float | None = None
     max: float | None = None
     failures: dict[str, int] = field(default_factory=dict)
+    draining: bool = False  # no association was started any more (the run's tail)
 
     @property
     def assoc_per_s(self) -> float:
@@ -314,6 +321,7 @@ class TickStats:
             "t": round(self.t, 4),
             "seconds": round(self.seconds, 4),
             "warmup": self.warmup,
+            "draining": self.draining,
             "level": self.level,
             "started": self.started,
             "succeeded": self.succeeded,
@@ -381,6 +389,7 @@ class LoadReport:
     warnings: list[str]
     warmup_associations: int
     interrupted: bool = False
+    echoes_total: int = 0  # every C-ECHO response (0000H) received, warm-up included
 
     @property
     def assoc_per_s(self) -> float:
@@ -407,6 +416,17 @@ class LoadReport:
         )
 
     @property
+    def cpu_us_per_association(self) -> float | None:
+        """The generator's CPU per association run (warm-up included, as is its CPU time)."""
+        ran = self.succeeded + self.failed + self.cancelled + self.warmup_associations
+        return self.cpu_seconds / ran * 1e6 if ran else None
+
+    @property
+    def cpu_us_per_echo(self) -> float | None:
+        """The generator's CPU per C-ECHO received (meaningful with a large repeat)."""
+        return self.cpu_seconds / self.echoes_total * 1e6 if self.echoes_total else None
+
+    @property
     def generator_bound(self) -> bool:
         return self.cpu_fraction > CPU_BOTTLENECK
 
@@ -429,6 +449,7 @@ class LoadReport:
             "cancelled": self.cancelled,
             "warmup_associations": self.warmup_associations,
             "echoes": self.echoes,
+            "echoes_total": self.echoes_total,
             "assoc_per_s": round(self.assoc_per_s, 2),
             "echoes_per_s": round(self.echoes_per_s, 2),
             "errors_per_s": round(self.errors_per_s, 2),
@@ -442,6 +463,12 @@ class LoadReport:
                 "seconds": round(self.cpu_seconds, 4),
                 "fraction": round(self.cpu_fraction, 4),
                 "peak": round(self.cpu_peak, 4),
+                "us_per_association": (
+                    None if (us := self.cpu_us_per_association) is None else round(us, 1)
+                ),
+                "us_per_echo": (
+                    None if (us_echo := self.cpu_us_per_echo) is None else round(us_echo, 2)
+                ),
                 "bottleneck_threshold": CPU_BOTTLENECK,
                 "generator_bound": self.generator_bound,
             },
@@ -508,8 +535,10 @@ class _Engine:
         seed: int | None,
         on_tick: Callable[[LoadProgress], None] | None,
         stop: asyncio.Event | None,
+        tls: TLSConfig | ssl.SSLContext | None,
     ) -> None:
         self.address = address
+        self.tls = tls
         self.port = port
         self.mode: Mode = mode
         self.base_level = level
@@ -566,6 +595,7 @@ class _Engine:
         self.workers = 0
         self.retire = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.unmeasured: set[asyncio.Task[Any]] = set()  # running a warm-up association
         self.backlog: deque[float] = deque()
         self.idle = asyncio.Event()
 
@@ -614,6 +644,9 @@ class _Engine:
         self.in_flight += 1
         self.t_started += 1
         measured = intended >= self.measure_from
+        task = None if measured else asyncio.current_task()
+        if task is not None:
+            self.unmeasured.add(task)
         timings: dict[str, float] = {}
         start = perf_counter()
         try:
@@ -625,13 +658,14 @@ class _Engine:
                 observer=self.counter,
                 timings=timings,
                 local_address=next(self._sources),
+                tls=self.tls,
             )
         except ProbeError as exc:
             self._failure(str(exc.outcome), str(exc), measured, exc)
         except asyncio.CancelledError:
             self._failure(Outcome.CANCELLED.value, "cancelled at the end of the run", measured)
             raise
-        except (EchoprobeError, Exception) as exc:  # a bug of ours: counted and logged, once
+        except Exception as exc:  # a bug of ours (or a LocalProtocolError): counted, logged once
             if not self.internal_logged:
                 self.internal_logged = True
                 logger.error("internal error in an association", exc_info=exc)
@@ -680,6 +714,8 @@ class _Engine:
                     if self.mode == "rate":
                         self.h_lag.record((start - intended) * 1000.0)
         finally:
+            if task is not None:
+                self.unmeasured.discard(task)
             self.in_flight -= 1
             if self.backlog and not self.stopping:
                 self._launch(self.backlog.popleft())
@@ -804,6 +840,7 @@ class _Engine:
             p99=pct[99.0],
             max=self.t_hist.max,
             failures=dict(self.t_failures),
+            draining=not self.issuing and now > self.measure_from,
         )
         self.series.append(tick)
         self.t_started = self.t_succeeded = self.t_failed = 0
@@ -872,7 +909,9 @@ class _Engine:
         stop_waiter: asyncio.Task[Any] | None = None
         if self.stop_event is not None:
             stop_waiter = loop.create_task(self.stop_event.wait())
-            stop_waiter.add_done_callback(lambda _t: self._stop_now())
+            stop_waiter.add_done_callback(
+                lambda task: None if task.cancelled() else self._stop_now()
+            )
         arrivals: asyncio.Task[None] | None = None
         try:
             if self.mode == "concurrency":
@@ -918,18 +957,32 @@ class _Engine:
         # associations in flight (bounded by drain_timeout).
         while self.issuing:
             await asyncio.sleep(0.02 if arrivals is None else 0.05)
+            if self.end_at is not None and perf_counter() >= self.end_at:
+                self.issuing = False  # even if every worker is still busy
             if arrivals is not None and arrivals.done():
                 arrivals.result()  # re-raise a bug in the scheduler
                 break
         if self.backlog:
             self.not_started += sum(1 for t in self.backlog if t >= self.measure_from)
             self.backlog.clear()
+        # Warm-up associations still running (long ones: large repeat) count for nothing:
+        # aborted now rather than waited for.
+        for task in list(self.unmeasured):
+            task.cancel()
         closed = self.mode == "concurrency"
-        limit = self.drain_timeout if not self.stopping else min(self.drain_timeout, 2.0)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(limit):
-                while self.in_flight or (closed and self.workers):
-                    self.idle.clear()
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + self.drain_timeout
+        stop_deadline = math.inf  # a stop request leaves the associations in flight 2 s
+        while self.in_flight or (closed and self.workers):
+            now = clock()
+            if self.stopping and stop_deadline == math.inf:
+                stop_deadline = now + STOP_GRACE
+            limit = min(deadline, stop_deadline)
+            if now >= limit:
+                break
+            self.idle.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(limit - now, 0.1)):
                     await self.idle.wait()
 
     async def _cancel_all(self) -> None:
@@ -956,6 +1009,12 @@ class _Engine:
                     "the generator or the in-flight limit could not keep the offered rate; "
                     "latencies include that wait"
                 )
+        if self.issued == 0 and not self.stopping:
+            out.append(
+                "no association started in the measured part of the run: each lasted longer "
+                "than the warm-up and the duration; for long associations (large --repeat) "
+                "bound the run with --associations"
+            )
         if self.not_started:
             out.append(
                 f"{self.not_started:,} arrivals never started (more than {self.max_in_flight:,} "
@@ -1032,6 +1091,7 @@ async def run_load(
     called_ae: str = "ANY-SCP",
     max_pdu: int = 16384,
     source_addresses: Sequence[str] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
     max_in_flight: int | None = None,
     tick: float = 1.0,
     drain_timeout: float = 30.0,
@@ -1043,8 +1103,9 @@ async def run_load(
     `rate` (open loop, associations/s) is required, and at least one of `associations` and
     `duration`. `ramp` overrides the level: from `ramp.start` to `ramp.end`. Setting `stop`
     ends the run early (in flight: up to 2 s to finish, then cancelled); the report says
-    `interrupted`. Raises `ValueError` for bad arguments and `DNSError` when `host` has no
-    address; never for the SCP's failures, which are counted."""
+    `interrupted`. Raises `ValueError` for bad arguments, `DNSError` when `host` has no
+    address, `TLSConfigError` when `tls` cannot be set up; never for the SCP's failures, which
+    are counted."""
     if (concurrency is None) == (rate is None):
         raise ValueError("give exactly one of concurrency (closed loop) and rate (open loop)")
     if associations is None and duration is None:
@@ -1080,6 +1141,9 @@ async def run_load(
             f"concurrency capped at {max_in_flight:,} (open-file limit {cap.nofile_soft})"
         )
 
+    build = getattr(tls, "client_context", None)
+    if build is not None:
+        build()  # a bad key or certificate fails here, once (TLSConfigError), not per association
     address, family = await _resolve(host, port, timeouts.connect)
     sources = _check_sources(source_addresses or (), family)
     engine = _Engine(
@@ -1101,6 +1165,7 @@ async def run_load(
         seed=seed,
         on_tick=on_tick,
         stop=stop,
+        tls=tls,
     )
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     cpu0 = process_time()
@@ -1135,6 +1200,7 @@ async def run_load(
             for name in ("connect", "tls", "acse", "dimse", "release", "socket", "total")
         },
         "source_addresses": sources,
+        "tls": _tls_text(tls),
         "max_in_flight": max_in_flight,
         "tick": tick,
         "seed": seed,
@@ -1165,7 +1231,18 @@ async def run_load(
         warnings=warnings,
         warmup_associations=engine.warmup_started,
         interrupted=interrupted,
+        echoes_total=engine.counter.total,
     )
+
+
+def _tls_text(tls: object) -> str | None:
+    """How the report names the TLS settings (None: plain TCP)."""
+    if tls is None:
+        return None
+    profile = getattr(tls, "profile", None)
+    if profile is not None:
+        return f"{profile.title} ({profile.value})"
+    return "a caller's ssl.SSLContext"
 
 
 def _loadavg() -> list[float] | None:
@@ -1315,6 +1392,7 @@ async def find_capacity(
     calling_ae: str = "ECHOSCU",
     called_ae: str = "ANY-SCP",
     source_addresses: Sequence[str] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
     tick: float = 0.5,
     seed: int | None = None,
     on_tick: Callable[[LoadProgress], None] | None = None,
@@ -1358,6 +1436,7 @@ async def find_capacity(
             calling_ae=calling_ae,
             called_ae=called_ae,
             source_addresses=source_addresses,
+            tls=tls,
             tick=tick,
             seed=seed,
             on_tick=on_tick,
@@ -1469,6 +1548,7 @@ async def find_capacity(
         "arrivals": arrivals if mode == "rate" else None,
         "calling_ae": calling_ae,
         "called_ae": called_ae,
+        "tls": _tls_text(tls),
         "machine": {"cpus": os.cpu_count(), "loadavg": _loadavg()},
     }
     return CapacityReport(

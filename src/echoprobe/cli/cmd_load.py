@@ -1,0 +1,773 @@
+"""`echoprobe load`: load-test one SCP, or find its capacity.
+
+    echoprobe load 127.0.0.1 11112 -c 64 --duration 10 --warmup 1 --report load.html
+    echoprobe load pacs 104 --rate 500 --arrivals poisson -n 20000 --json load.json
+    echoprobe load pacs 104 --find-capacity --p99-bound 100
+
+Rules:
+- Every run is bounded: `--associations` or `--duration` (or `--find-capacity`, whose steps
+  are); a second Ctrl-C quits at once.
+- The summary goes to stdout; the live view, warnings and errors to stderr. The live view is
+  drawn only when stderr is a terminal (and not with `--no-live`).
+- `--json` and `--report` are written at the end, also after Ctrl-C (marked interrupted).
+- The event loop is uvloop when installed.
+- Exit codes: `cli/exit_codes.py` (listed in `--help`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from echoprobe.cli import exit_codes
+from echoprobe.errors import ProbeError
+from echoprobe.fleet.load import (
+    CapacityReport,
+    CapacityStep,
+    LoadProgress,
+    LoadReport,
+    Ramp,
+    find_capacity,
+    parse_ramp,
+    parse_source_addresses,
+    run_load,
+)
+from echoprobe.fleet.targets import check_ae_title
+from echoprobe.options import Timeouts
+from echoprobe.report.load_report import (
+    fmt_ms,
+    fmt_rate,
+    render_capacity_summary,
+    render_load_summary,
+    write_html,
+    write_json,
+)
+from echoprobe.report.table import OUTCOME_STYLE
+from echoprobe.results import Outcome
+
+if TYPE_CHECKING:
+    from echoprobe.net.tls import TLSConfig
+
+PROG = "echoprobe load"
+SIGNAL_EXIT = {signal.SIGINT: exit_codes.INTERRUPTED, signal.SIGTERM: exit_codes.TERMINATED}
+MAX_ECHOES = 10_000_000  # --repeat bound: a long-lived association still ends
+
+EPILOG = """\
+workload shapes:
+  closed loop   -c C: C associations at once, each worker starting the next when one ends
+  open loop     --rate R: R associations/s started on schedule whatever the SCP does
+                (--arrivals constant|poisson); latency counts from the intended start, so a
+                stalling SCP cannot hide its stalls (no coordinated omission)
+  bounds        -n N measured associations and/or --duration S measured seconds (required),
+                after --warmup S; --ramp [FROM:]TO moves the level linearly over the run
+  capacity      --find-capacity: steps of --step-duration, concurrency (or --rate) times
+                --factor until the SCP rejects, times out, fails or its p99 passes
+                --p99-bound; then bisects; prints the capacity and the curve
+
+ports: every connection we close first holds its local port for 60 s (TIME_WAIT); towards
+  one SCP address that allows about 470 new connections/s per local address (loopback reuses
+  them). Use --source-address 127.0.0.2-127.0.0.40 (ranges, CIDR, lists; repeatable) to spread.
+
+exit codes:
+  0    the run completed and every measured association succeeded (with --find-capacity: a
+       capacity was found)
+  1    at least one association failed, or never started (with --find-capacity: even the
+       first level failed)
+  2    usage error (bad arguments, unwritable output, unresolvable host)
+  3    internal error (a bug: an association ended with outcome internal_error)
+  130  interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM
+"""
+
+
+# --- argument types ---------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number ≥ 0: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1..65535: {text!r}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (e.g. 0.01 or 1%)") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%): {text!r}")
+    return value
+
+
+def _ae_title(text: str) -> str:
+    try:
+        return check_ae_title(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def register(subparsers: Any) -> None:
+    """Add the `load` subcommand to the `echoprobe` parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "load",
+        help="load-test one SCP (associations/s, latency, capacity)",
+        description="Drive one DICOM SCP with C-ECHO associations, closed or open loop, and\n"
+        "measure throughput, per-phase latency percentiles and failures; or find its capacity.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+        prefix_chars="-+",  # DCMTK's TLS options start with "+"
+    )
+    p.add_argument("host", metavar="HOST", help="the SCP's address or name")
+    p.add_argument("port", metavar="PORT", type=_port, help="the SCP's port")
+    g = p.add_argument_group("workload")
+    g.add_argument(
+        "-c", "--concurrency", type=_positive_int, metavar="C", help="closed loop: C at once"
+    )
+    g.add_argument("--rate", type=_positive, metavar="R", help="open loop: R associations/s")
+    g.add_argument(
+        "--arrivals",
+        choices=("constant", "poisson"),
+        default="constant",
+        help="open-loop arrival process (default constant)",
+    )
+    g.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="C-ECHOs per association (default 1: a new association per echo)",
+    )
+    g.add_argument(
+        "-n", "--associations", type=_positive_int, metavar="N", help="measured associations"
+    )
+    g.add_argument("--duration", type=_positive, metavar="S", help="measured seconds")
+    g.add_argument(
+        "--ramp",
+        metavar="[FROM:]TO",
+        help="move the concurrency (or rate) linearly from FROM (default: -c / --rate) to TO",
+    )
+    g.add_argument(
+        "--warmup",
+        type=_non_negative,
+        default=0.0,
+        metavar="S",
+        help="seconds of load before measuring (default 0)",
+    )
+    g.add_argument(
+        "--max-in-flight",
+        type=_positive_int,
+        metavar="N",
+        help="open loop: associations open at once at most (default: the open-file limit)",
+    )
+    g.add_argument(
+        "--drain",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="after the end, wait at most S seconds for associations in flight (default 30)",
+    )
+    g.add_argument("--seed", type=int, metavar="N", help="seed of the Poisson arrivals")
+    g = p.add_argument_group("capacity search")
+    g.add_argument(
+        "--find-capacity",
+        action="store_true",
+        help="ramp concurrency (or, with --rate, the rate) until the SCP gives way",
+    )
+    g.add_argument(
+        "--p99-bound",
+        type=_positive,
+        metavar="MS",
+        help="a step fails when its whole-association p99 exceeds MS milliseconds",
+    )
+    g.add_argument(
+        "--max-level",
+        type=_positive,
+        metavar="L",
+        help="highest concurrency (default 4096) or rate (default 100000) to try",
+    )
+    g.add_argument(
+        "--factor", type=_positive, default=2.0, metavar="F", help="step factor (default 2)"
+    )
+    g.add_argument(
+        "--step-duration",
+        type=_positive,
+        default=2.0,
+        metavar="S",
+        help="measured seconds per step (default 2)",
+    )
+    g.add_argument(
+        "--max-error-ratio",
+        type=_ratio,
+        default=0.0,
+        metavar="R",
+        help="a step fails when more than this share of associations fail (default 0)",
+    )
+    g = p.add_argument_group("association")
+    g.add_argument(
+        "-aet",
+        "--aetitle",
+        dest="calling_ae",
+        type=_ae_title,
+        default="ECHOSCU",
+        metavar="AETITLE",
+        help="our calling AE title (default ECHOSCU)",
+    )
+    g.add_argument(
+        "-aec",
+        "--call",
+        dest="called_ae",
+        type=_ae_title,
+        default="ANY-SCP",
+        metavar="AETITLE",
+        help="the SCP's called AE title (default ANY-SCP)",
+    )
+    g.add_argument(
+        "-pdu",
+        "--max-pdu",
+        type=_positive_int,
+        default=16384,
+        metavar="N",
+        help="our maximum receive PDU length (default 16384)",
+    )
+    g.add_argument(
+        "--source-address",
+        action="append",
+        default=[],
+        metavar="RANGE",
+        help="local addresses to connect from, round robin: 127.0.0.2-127.0.0.40, "
+        "127.0.0.2-40, 127.0.1.0/28, or a comma list (repeatable)",
+    )
+    g = p.add_argument_group("transport layer security (as echoscu)")
+    g.add_argument(
+        "+tls",
+        "--enable-tls",
+        nargs=2,
+        metavar=("KEY", "CERT"),
+        help="DICOM over TLS with our private key and certificate (PEM unless -der)",
+    )
+    g.add_argument(
+        "+tla", "--anonymous-tls", action="store_true", help="TLS without a client certificate"
+    )
+    g.add_argument("+pw", "--use-passwd", metavar="PASSWORD", help="the private key's password")
+    g.add_argument("-der", "--der-keys", action="store_true", help="keys and certificates are DER")
+    g.add_argument(
+        "+cf",
+        "--add-cert-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trust the certificates in FILE (repeatable)",
+    )
+    g.add_argument(
+        "+cd",
+        "--add-cert-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="trust the certificates in DIR (repeatable)",
+    )
+    g.add_argument(
+        "-ic", "--ignore-peer-cert", action="store_true", help="do not verify the SCP's certificate"
+    )
+    g.add_argument(
+        "+pg",
+        "--profile-8996",
+        dest="tls_profile",
+        action="store_const",
+        const="+pg",
+        help="BCP 195 RFC 8996 TLS profile (default)",
+    )
+    g.add_argument(
+        "+pm",
+        "--profile-8996-mod",
+        dest="tls_profile",
+        action="store_const",
+        const="+pm",
+        help="modified BCP 195 RFC 8996 TLS profile",
+    )
+    g.add_argument("--request-sni", metavar="NAME", help="send NAME as the TLS server name")
+    g = p.add_argument_group("deadlines (seconds)")
+    g.add_argument("-to", "--connect-timeout", type=_positive, default=10.0, metavar="S")
+    g.add_argument("-ta", "--acse-timeout", type=_positive, default=30.0, metavar="S")
+    g.add_argument("-td", "--dimse-timeout", type=_positive, default=30.0, metavar="S")
+    g.add_argument("--release-timeout", type=_positive, default=10.0, metavar="S")
+    g.add_argument(
+        "--timeout", type=_positive, metavar="S", help="absolute deadline of each association"
+    )
+    g = p.add_argument_group("output")
+    g.add_argument("--json", metavar="FILE", help="write the full result as JSON to FILE")
+    g.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
+    g.add_argument(
+        "--interval",
+        type=_positive,
+        default=1.0,
+        metavar="S",
+        help="time-series interval (default 1 s; 0.5 s per capacity step)",
+    )
+    g.add_argument("--no-live", action="store_true", help="no live view, even on a terminal")
+    g.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    p.set_defaults(func=run)
+
+
+# --- the plan ---------------------------------------------------------------------------------
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: message on stderr, exit 2."""
+
+
+@dataclass
+class Plan:
+    mode: str  # "concurrency" or "rate"
+    level: float
+    ramp: Ramp | None
+    sources: list[str]
+    timeouts: Timeouts
+    tls: TLSConfig | None
+    live: bool
+    err: Console
+    out: Console
+
+
+def _check_output(path: str | None, what: str) -> None:
+    if path is None:
+        return
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{what} {path} is a directory")
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"{what} {path} is not writable")
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Check the arguments; raises `UsageError`."""
+    if args.concurrency is not None and args.rate is not None:
+        raise UsageError("give either -c/--concurrency (closed loop) or --rate (open loop)")
+    if not args.find_capacity:
+        if args.concurrency is None and args.rate is None:
+            raise UsageError("give -c/--concurrency (closed loop) or --rate (open loop)")
+        if args.associations is None and args.duration is None:
+            raise UsageError("a load run must be bounded: give -n/--associations and/or --duration")
+    elif args.ramp is not None:
+        raise UsageError("--ramp and --find-capacity do not go together")
+    if args.repeat > MAX_ECHOES:
+        raise UsageError(f"--repeat is at most {MAX_ECHOES:,}")
+    mode = "rate" if args.rate is not None else "concurrency"
+    level = float(args.rate if args.rate is not None else (args.concurrency or 1))
+    ramp = None
+    if args.ramp is not None:
+        try:
+            ramp = parse_ramp(args.ramp, level)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    sources: list[str] = []
+    if args.source_address:
+        try:
+            sources = parse_source_addresses(args.source_address)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    tls = _tls_config(args)
+    _check_output(args.json, "--json")
+    _check_output(args.report, "--report")
+    timeouts = Timeouts(
+        connect=args.connect_timeout,
+        acse=args.acse_timeout,
+        dimse=args.dimse_timeout,
+        release=args.release_timeout,
+        total=args.timeout,
+    )
+    err = Console(stderr=True, highlight=False)
+    tty = sys.stdout.isatty()
+    out = Console(highlight=False, width=None if tty else 120)
+    return Plan(
+        mode=mode,
+        level=level,
+        ramp=ramp,
+        sources=sources,
+        timeouts=timeouts,
+        tls=tls,
+        live=not args.no_live and sys.stderr.isatty(),
+        err=err,
+        out=out,
+    )
+
+
+def _tls_config(args: argparse.Namespace) -> TLSConfig | None:
+    """The TLS settings the options ask for (None: plain TCP); checked, not yet loaded."""
+    wanted = args.enable_tls is not None or args.anonymous_tls
+    extras = (
+        args.use_passwd is not None
+        or args.der_keys
+        or args.add_cert_file
+        or args.add_cert_dir
+        or args.ignore_peer_cert
+        or args.tls_profile is not None
+        or args.request_sni is not None
+    )
+    if not wanted:
+        if extras:
+            raise UsageError("TLS options need +tls KEY CERT or +tla (--anonymous-tls)")
+        return None
+    if args.enable_tls is not None and args.anonymous_tls:
+        raise UsageError("give either +tls KEY CERT or +tla, not both")
+    from echoprobe.net.tls import (  # noqa: PLC0415 - only with TLS
+        KeyFormat,
+        PeerVerification,
+        TLSConfig,
+        TLSProfile,
+    )
+
+    key, cert = args.enable_tls if args.enable_tls is not None else (None, None)
+    for path in (key, cert, *args.add_cert_file):
+        if path is not None and not Path(path).is_file():
+            raise UsageError(f"cannot read {path}")
+    for path in args.add_cert_dir:
+        if not Path(path).is_dir():
+            raise UsageError(f"not a directory: {path}")
+    return TLSConfig(
+        profile=TLSProfile(args.tls_profile or "+pg"),
+        key_file=key,
+        cert_file=cert,
+        key_format=KeyFormat.DER if args.der_keys else KeyFormat.PEM,
+        password=args.use_passwd,
+        ca_files=tuple(args.add_cert_file),
+        ca_dirs=tuple(args.add_cert_dir),
+        verify_peer=PeerVerification.IGNORE if args.ignore_peer_cert else PeerVerification.REQUIRE,
+        server_name=args.request_sni,
+    )
+
+
+# --- the live view ----------------------------------------------------------------------------
+
+_SPARK = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    if not values:
+        return ""
+    top = max(values) or 1.0
+    return "".join(_SPARK[min(8, round(v / top * 8))] for v in values)
+
+
+class LiveView:
+    """What the terminal shows while running: stage, progress, the last interval, outcomes."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.progress: LoadProgress | None = None
+        self.history: deque[float] = deque(maxlen=60)
+        self.steps: list[CapacityStep] = []
+        self.stopping = False
+
+    def update(self, progress: LoadProgress) -> None:
+        self.progress = progress
+        if not progress.tick.warmup:
+            self.history.append(progress.tick.assoc_per_s)
+
+    def __rich__(self) -> RenderableType:
+        p = self.progress
+        if p is None:
+            return Text(f"{self.title}: starting…", style="dim")
+        tick = p.tick
+        head = Text()
+        head.append(f"{self.title} ", style="bold")
+        head.append(p.stage, style="cyan" if p.stage == "measuring" else "yellow")
+        level = f"{p.level:,.0f} at once" if p.mode == "concurrency" else f"{p.level:,.0f}/s"
+        head.append(f"  {p.elapsed:,.1f} s  level {level}  in flight {p.in_flight:,}")
+        if self.stopping:
+            head.append("  stopping…", style="bold yellow")
+        measured = max(0.0, p.elapsed - p.warmup)
+        if p.duration:
+            done, total = min(measured, p.duration), p.duration
+        elif p.planned:
+            done, total = float(min(p.started, p.planned)), float(p.planned)
+        else:
+            done, total = 0.0, 1.0
+        bar = ProgressBar(total=total, completed=done, width=40)
+        now = Text(
+            f"last {tick.seconds:.1f} s: {fmt_rate(tick.assoc_per_s)} assoc/s, "
+            f"{fmt_rate(tick.echoes_per_s)} echoes/s, {fmt_rate(tick.errors_per_s)} errors/s, "
+            f"p50 {fmt_ms(tick.p50)} ms, p99 {fmt_ms(tick.p99)} ms, CPU {tick.cpu:.0%}"
+        )
+        if tick.cpu > 0.9:
+            now.append("  generator-bound?", style="bold yellow")
+        totals = Text(f"measured: {p.succeeded:,} ok ", style="green")
+        for outcome, n in sorted(p.outcomes.items(), key=lambda kv: -kv[1]):
+            totals.append(f"{outcome} ", style=OUTCOME_STYLE.get(outcome, ""))
+            totals.append(f"{n:,}  ")
+        parts: list[RenderableType] = [head, bar, now, totals]
+        if self.history:
+            parts.append(Text("assoc/s " + sparkline(list(self.history)), style="blue"))
+        if self.steps:
+            last = self.steps[-1]
+            verdict = "held" if last.ok else f"failed: {last.reason}"
+            parts.append(
+                Text(
+                    f"capacity search: {len(self.steps)} steps, last {last.level:,g} {verdict}",
+                    style="green" if last.ok else "red",
+                )
+            )
+        return Group(*parts)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler, int(sig))
+            installed.append(int(sig))
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
+            pass
+    return installed
+
+
+async def load_main(args: argparse.Namespace, plan: Plan) -> int:
+    loop = asyncio.get_running_loop()
+    err = plan.err
+    stop = asyncio.Event()
+    signals: list[int] = []
+    view = LiveView(PROG)
+    live: Live | None = None
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            stop.set()
+            view.stopping = True
+            name = signal.Signals(signum).name
+            err.print(
+                f"{PROG}: {name}: stopping (associations in flight get 2 s); send it again "
+                "to quit at once",
+                style="yellow",
+            )
+            return
+        if live is not None:
+            with contextlib.suppress(Exception):
+                live.stop()
+        os._exit(SIGNAL_EXIT.get(signal.Signals(signals[0]), 128 + signals[0]))
+
+    def on_tick(progress: LoadProgress) -> None:
+        view.update(progress)
+        if live is not None:
+            live.refresh()
+
+    def on_step(step: CapacityStep) -> None:
+        view.steps.append(step)
+        if live is not None:
+            live.refresh()
+        elif not args.quiet:
+            verdict = "held" if step.ok else f"failed: {step.reason}"
+            err.print(
+                f"{PROG}: {plan.mode} {step.level:,g}: {fmt_rate(step.assoc_per_s)} assoc/s, "
+                f"p99 {fmt_ms(step.p99)} ms, {verdict}",
+                highlight=False,
+            )
+
+    installed = _install_signals(loop, on_signal)
+    result: LoadReport | CapacityReport
+    try:
+        if plan.live:
+            live = Live(view, console=err, auto_refresh=False, transient=True)
+            live.start()
+        try:
+            if args.find_capacity:
+                result = await find_capacity(
+                    args.host,
+                    args.port,
+                    mode="rate" if plan.mode == "rate" else "concurrency",
+                    start=plan.level,
+                    max_level=args.max_level,
+                    factor=args.factor,
+                    step_duration=args.step_duration,
+                    p99_bound_ms=args.p99_bound,
+                    max_error_ratio=args.max_error_ratio,
+                    repeat=args.repeat,
+                    arrivals=args.arrivals,
+                    timeouts=plan.timeouts,
+                    calling_ae=args.calling_ae,
+                    called_ae=args.called_ae,
+                    source_addresses=plan.sources or None,
+                    tls=plan.tls,
+                    tick=min(args.interval, 0.5),
+                    seed=args.seed,
+                    on_tick=on_tick,
+                    on_step=on_step,
+                    stop=stop,
+                )
+            else:
+                result = await run_load(
+                    args.host,
+                    args.port,
+                    concurrency=args.concurrency,
+                    rate=args.rate,
+                    arrivals=args.arrivals,
+                    repeat=args.repeat,
+                    associations=args.associations,
+                    duration=args.duration,
+                    ramp=plan.ramp,
+                    warmup=args.warmup,
+                    timeouts=plan.timeouts,
+                    calling_ae=args.calling_ae,
+                    called_ae=args.called_ae,
+                    max_pdu=args.max_pdu,
+                    source_addresses=plan.sources or None,
+                    tls=plan.tls,
+                    max_in_flight=args.max_in_flight,
+                    tick=args.interval,
+                    drain_timeout=args.drain,
+                    seed=args.seed,
+                    on_tick=on_tick,
+                    stop=stop,
+                )
+        finally:
+            if live is not None:
+                live.stop()
+    except ProbeError as exc:  # the host does not resolve, TLS cannot be set up
+        err.print(f"{PROG}: error: {exc}", style="bold red")
+        return exit_codes.USAGE
+    except ValueError as exc:  # arguments the library refused
+        err.print(f"{PROG}: error: {exc}", style="bold red")
+        return exit_codes.USAGE
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return finish(args, plan, result, signals[0] if signals else None)
+
+
+def finish(
+    args: argparse.Namespace,
+    plan: Plan,
+    result: LoadReport | CapacityReport,
+    signum: int | None,
+) -> int:
+    """Print the summary, write the files, decide the exit code."""
+    if not args.quiet:
+        if isinstance(result, CapacityReport):
+            render_capacity_summary(result, plan.out)
+        else:
+            render_load_summary(result, plan.out)
+    code = exit_code(result, signum)
+    for path, writer, what in ((args.json, write_json, "JSON"), (args.report, write_html, "HTML")):
+        if path is None:
+            continue
+        try:
+            writer(result, path)
+        except OSError as exc:
+            plan.err.print(f"{PROG}: error: cannot write {what} to {path}: {exc}", style="red")
+            code = exit_codes.USAGE
+        else:
+            if not args.quiet:
+                plan.err.print(f"{PROG}: {what} written to {path}", style="dim", highlight=False)
+    return code
+
+
+def exit_code(result: LoadReport | CapacityReport, signum: int | None = None) -> int:
+    if signum is not None:
+        return SIGNAL_EXIT.get(signal.Signals(signum), 128 + signum)
+    if isinstance(result, CapacityReport):
+        internal = any(Outcome.INTERNAL_ERROR in s.outcomes for s in result.steps)
+        if internal:
+            return exit_codes.INTERNAL
+        return exit_codes.OK if result.found else exit_codes.SOME_FAILED
+    if result.outcomes.get(Outcome.INTERNAL_ERROR):
+        return exit_codes.INTERNAL
+    return exit_codes.OK if result.ok else exit_codes.SOME_FAILED
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop  # noqa: PLC0415 - optional: the measured fast loop when installed
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def _setup_logging(err: Console, live: bool) -> None:
+    root = logging.getLogger("echoprobe")
+    if root.handlers:
+        return
+    handler: logging.Handler
+    if live:
+        from rich.logging import RichHandler  # noqa: PLC0415 - only on a terminal
+
+        handler = RichHandler(console=err, show_time=False, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `load` subcommand: returns the exit code."""
+    try:
+        plan = make_plan(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exit_codes.USAGE
+    _setup_logging(plan.err, plan.live)
+    try:
+        with _runner() as runner:
+            return runner.run(load_main(args, plan))
+    except KeyboardInterrupt:  # Ctrl-C before our handler was installed
+        return exit_codes.INTERRUPTED
+
+
+__all__ = ["LiveView", "Plan", "exit_code", "load_main", "make_plan", "register", "run"]

@@ -11,7 +11,6 @@ state allows it) and the transport closed, synchronously, so nothing is left beh
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 from collections.abc import Callable
 from time import perf_counter
@@ -63,11 +62,9 @@ class AssociationProtocol(asyncio.Protocol):
     # -- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):  # not a TCP socket (e.g. a test transport)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # uvloop's transport is not a subclass. TCP_NODELAY: both asyncio and uvloop set it on
+        # every TCP transport (checked in tests/integration), so no system call here.
+        self._transport = cast(asyncio.Transport, transport)
         self._conn.connection_made(perf_counter())
         self._step(None)
 
@@ -167,19 +164,25 @@ class AssociationProtocol(asyncio.Protocol):
 
     def abort_now(self) -> None:
         """Cancellation: A-ABORT if associated, then close; idempotent."""
-        if self.done.done():
+        if self.done.done() and not self.done.cancelled():
+            return  # the procedure had already ended (and closed) on its own
+        transport = self._transport
+        if self.done.cancelled() and (transport is None or transport.is_closing()):
             return
         self._flow.close()
         if not self._conn.close_requested:
             self._conn.abort(perf_counter())
         self._finish()
-        self.done.cancel()
+        if not self.done.done():
+            self.done.cancel()
 
 
 async def wait_done(proto: AssociationProtocol) -> AssociationOutcome:
     """Await the procedure once connected; abort and close on cancellation."""
+    # Not shielded (a shield costs a future and two callbacks per association): cancelling the
+    # task cancels `done` too, and abort_now() still aborts a procedure that was under way.
     try:
-        return await asyncio.shield(proto.done)
+        return await proto.done
     except asyncio.CancelledError:
         proto.abort_now()
         raise

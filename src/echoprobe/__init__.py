@@ -25,6 +25,9 @@ _EXPORTS = {
     "echo": "echoprobe.net.client",
     "probe": "echoprobe.net.client",
     "sweep": "echoprobe.fleet.sweep",
+    "run_load": "echoprobe.fleet.load",
+    "find_capacity": "echoprobe.fleet.load",
+    "TLSConfig": "echoprobe.net.tls",
     "EchoSCP": "echoprobe.net.server",
     "Faults": "echoprobe.net.server",
     "Timeouts": "echoprobe.options",
@@ -85,10 +88,13 @@ __all__ = [
     "ReleaseTimeout",
     "RemoteProtocolError",
     "TLSError",
+    "TLSConfig",
     "Timeouts",
     "__version__",
     "echo",
+    "find_capacity",
     "probe",
+    "run_load",
     "sweep",
 ]
 
@@ -114,7 +120,9 @@ if TYPE_CHECKING:
         RemoteProtocolError,
         TLSError,
     )
+    from echoprobe.fleet.load import find_capacity, run_load
     from echoprobe.fleet.sweep import sweep
+    from echoprobe.net.tls import TLSConfig
     from echoprobe.net.client import echo, probe
     from echoprobe.net.server import EchoSCP, Faults
     from echoprobe.options import AssociationOptions, Timeouts

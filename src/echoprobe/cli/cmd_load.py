@@ -19,13 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import math
 import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +33,17 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from echoprobe.cli import exit_codes
+from echoprobe.cli.common import (
+    ae_title,
+    install_signals,
+    new_runner,
+    non_negative_float,
+    port,
+    positive_float,
+    positive_int,
+    ratio,
+    setup_logging,
+)
 from echoprobe.errors import ProbeError
 from echoprobe.fleet.load import (
     CapacityReport,
@@ -48,7 +56,6 @@ from echoprobe.fleet.load import (
     parse_source_addresses,
     run_load,
 )
-from echoprobe.fleet.targets import check_ae_title
 from echoprobe.options import Timeouts
 from echoprobe.report.load_report import (
     fmt_ms,
@@ -98,62 +105,7 @@ exit codes:
 # --- argument types ---------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value >= 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a number ≥ 0: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1..65535: {text!r}")
-    return value
-
-
-def _ratio(text: str) -> float:
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (e.g. 0.01 or 1%)") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%): {text!r}")
-    return value
-
-
-def _ae_title(text: str) -> str:
-    try:
-        return check_ae_title(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_POSITIVE = positive_float()
 
 
 def register(subparsers: Any) -> None:
@@ -169,12 +121,12 @@ def register(subparsers: Any) -> None:
         prefix_chars="-+",  # DCMTK's TLS options start with "+"
     )
     p.add_argument("host", metavar="HOST", help="the SCP's address or name")
-    p.add_argument("port", metavar="PORT", type=_port, help="the SCP's port")
+    p.add_argument("port", metavar="PORT", type=port, help="the SCP's port")
     g = p.add_argument_group("workload")
     g.add_argument(
-        "-c", "--concurrency", type=_positive_int, metavar="C", help="closed loop: C at once"
+        "-c", "--concurrency", type=positive_int, metavar="C", help="closed loop: C at once"
     )
-    g.add_argument("--rate", type=_positive, metavar="R", help="open loop: R associations/s")
+    g.add_argument("--rate", type=_POSITIVE, metavar="R", help="open loop: R associations/s")
     g.add_argument(
         "--arrivals",
         choices=("constant", "poisson"),
@@ -183,15 +135,15 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="C-ECHOs per association (default 1: a new association per echo)",
     )
     g.add_argument(
-        "-n", "--associations", type=_positive_int, metavar="N", help="measured associations"
+        "-n", "--associations", type=positive_int, metavar="N", help="measured associations"
     )
-    g.add_argument("--duration", type=_positive, metavar="S", help="measured seconds")
+    g.add_argument("--duration", type=_POSITIVE, metavar="S", help="measured seconds")
     g.add_argument(
         "--ramp",
         metavar="[FROM:]TO",
@@ -199,20 +151,20 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--warmup",
-        type=_non_negative,
+        type=non_negative_float,
         default=0.0,
         metavar="S",
         help="seconds of load before measuring (default 0)",
     )
     g.add_argument(
         "--max-in-flight",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="open loop: associations open at once at most (default: the open-file limit)",
     )
     g.add_argument(
         "--drain",
-        type=_positive,
+        type=_POSITIVE,
         default=30.0,
         metavar="S",
         help="after the end, wait at most S seconds for associations in flight (default 30)",
@@ -226,29 +178,29 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--p99-bound",
-        type=_positive,
+        type=_POSITIVE,
         metavar="MS",
         help="a step fails when its whole-association p99 exceeds MS milliseconds",
     )
     g.add_argument(
         "--max-level",
-        type=_positive,
+        type=_POSITIVE,
         metavar="L",
         help="highest concurrency (default 4096) or rate (default 100000) to try",
     )
     g.add_argument(
-        "--factor", type=_positive, default=2.0, metavar="F", help="step factor (default 2)"
+        "--factor", type=_POSITIVE, default=2.0, metavar="F", help="step factor (default 2)"
     )
     g.add_argument(
         "--step-duration",
-        type=_positive,
+        type=_POSITIVE,
         default=2.0,
         metavar="S",
         help="measured seconds per step (default 2)",
     )
     g.add_argument(
         "--max-error-ratio",
-        type=_ratio,
+        type=ratio,
         default=0.0,
         metavar="R",
         help="a step fails when more than this share of associations fail (default 0)",
@@ -258,7 +210,7 @@ def register(subparsers: Any) -> None:
         "-aet",
         "--aetitle",
         dest="calling_ae",
-        type=_ae_title,
+        type=ae_title,
         default="ECHOSCU",
         metavar="AETITLE",
         help="our calling AE title (default ECHOSCU)",
@@ -267,7 +219,7 @@ def register(subparsers: Any) -> None:
         "-aec",
         "--call",
         dest="called_ae",
-        type=_ae_title,
+        type=ae_title,
         default="ANY-SCP",
         metavar="AETITLE",
         help="the SCP's called AE title (default ANY-SCP)",
@@ -275,7 +227,7 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "-pdu",
         "--max-pdu",
-        type=_positive_int,
+        type=positive_int,
         default=16384,
         metavar="N",
         help="our maximum receive PDU length (default 16384)",
@@ -338,19 +290,19 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument("--request-sni", metavar="NAME", help="send NAME as the TLS server name")
     g = p.add_argument_group("deadlines (seconds)")
-    g.add_argument("-to", "--connect-timeout", type=_positive, default=10.0, metavar="S")
-    g.add_argument("-ta", "--acse-timeout", type=_positive, default=30.0, metavar="S")
-    g.add_argument("-td", "--dimse-timeout", type=_positive, default=30.0, metavar="S")
-    g.add_argument("--release-timeout", type=_positive, default=10.0, metavar="S")
+    g.add_argument("-to", "--connect-timeout", type=_POSITIVE, default=10.0, metavar="S")
+    g.add_argument("-ta", "--acse-timeout", type=_POSITIVE, default=30.0, metavar="S")
+    g.add_argument("-td", "--dimse-timeout", type=_POSITIVE, default=30.0, metavar="S")
+    g.add_argument("--release-timeout", type=_POSITIVE, default=10.0, metavar="S")
     g.add_argument(
-        "--timeout", type=_positive, metavar="S", help="absolute deadline of each association"
+        "--timeout", type=_POSITIVE, metavar="S", help="absolute deadline of each association"
     )
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="FILE", help="write the full result as JSON to FILE")
     g.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
     g.add_argument(
         "--interval",
-        type=_positive,
+        type=_POSITIVE,
         default=1.0,
         metavar="S",
         help="time-series interval (default 1 s; 0.5 s per capacity step)",
@@ -567,17 +519,6 @@ class LiveView:
 # --- running ----------------------------------------------------------------------------------
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, handler, int(sig))
-            installed.append(int(sig))
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
-    return installed
-
-
 async def load_main(args: argparse.Namespace, plan: Plan) -> int:
     loop = asyncio.get_running_loop()
     err = plan.err
@@ -620,7 +561,7 @@ async def load_main(args: argparse.Namespace, plan: Plan) -> int:
                 highlight=False,
             )
 
-    installed = _install_signals(loop, on_signal)
+    installed = install_signals(loop, on_signal)
     result: LoadReport | CapacityReport
     try:
         if plan.live:
@@ -731,30 +672,6 @@ def exit_code(result: LoadReport | CapacityReport, signum: int | None = None) ->
     return exit_codes.OK if result.ok else exit_codes.SOME_FAILED
 
 
-def _runner() -> asyncio.Runner:
-    try:
-        import uvloop  # noqa: PLC0415 - optional: the measured fast loop when installed
-    except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-
-
-def _setup_logging(err: Console, live: bool) -> None:
-    root = logging.getLogger("echoprobe")
-    if root.handlers:
-        return
-    handler: logging.Handler
-    if live:
-        from rich.logging import RichHandler  # noqa: PLC0415 - only on a terminal
-
-        handler = RichHandler(console=err, show_time=False, show_path=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-
-
 def run(args: argparse.Namespace) -> int:
     """The `load` subcommand: returns the exit code."""
     try:
@@ -762,9 +679,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
-    _setup_logging(plan.err, plan.live)
+    setup_logging(plan.err, plan.live, PROG)
     try:
-        with _runner() as runner:
+        with new_runner() as runner:
             return runner.run(load_main(args, plan))
     except KeyboardInterrupt:  # Ctrl-C before our handler was installed
         return exit_codes.INTERRUPTED

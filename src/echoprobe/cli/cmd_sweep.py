@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import math
 import os
 import signal
 import sys
@@ -36,13 +34,22 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from echoprobe.cli import exit_codes
+from echoprobe.cli.common import (
+    ae_title,
+    install_signals,
+    new_runner,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    ratio,
+    setup_logging,
+)
 from echoprobe.fleet.limits import FD_RESERVE
 from echoprobe.fleet.sweep import DEFAULT_CONCURRENCY, ResultStream, SweepStats, sweep
 from echoprobe.fleet.targets import (
     FORMATS,
     TargetFileError,
     TargetItem,
-    check_ae_title,
     coerce_target,
     count_targets_hint,
     load_targets,
@@ -79,58 +86,6 @@ exit codes:
 # --- argument types -----------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a rate: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive rate: {text!r}")
-    return value
-
-
-def _ratio(text: str) -> float:
-    """0.95, or 95%."""
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (e.g. 0.95 or 95%)") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within 0..1 (or 0%..100%): {text!r}")
-    return value
-
-
 def _outcomes(text: str) -> frozenset[str]:
     names = {part.strip().lower() for part in text.split(",") if part.strip()}
     if not names:
@@ -147,11 +102,8 @@ def _outcomes(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _ae_title(text: str) -> str:
-    try:
-        return check_ae_title(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+_SECONDS = positive_float("a number of seconds")
+_RATE = positive_float("a rate")
 
 
 def register(subparsers: Any) -> None:
@@ -186,7 +138,7 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "-c",
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"associations at once (default {DEFAULT_CONCURRENCY}; capped at the open-file "
@@ -194,20 +146,20 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--per-host",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=1,
         metavar="N",
         help="associations at once per peer address (default 1; 0 = no limit)",
     )
     g.add_argument(
         "--rate",
-        type=_rate,
+        type=_RATE,
         metavar="R",
         help="start at most R associations per second, with jitter (default: no limit)",
     )
     g.add_argument(
         "--dns-concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         metavar="N",
         help="name lookups at once (default 32; results are cached)",
@@ -217,7 +169,7 @@ def register(subparsers: Any) -> None:
         "-aet",
         "--aetitle",
         dest="calling_ae",
-        type=_ae_title,
+        type=ae_title,
         default="ECHOSCU",
         metavar="AETITLE",
         help="our calling AE title (default ECHOSCU)",
@@ -226,7 +178,7 @@ def register(subparsers: Any) -> None:
         "-aec",
         "--call",
         dest="called_ae",
-        type=_ae_title,
+        type=ae_title,
         default="ANY-SCP",
         metavar="AETITLE",
         help="called AE title for targets that name none (default ANY-SCP)",
@@ -234,7 +186,7 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "-r",
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="C-ECHOs per association (default 1)",
@@ -242,19 +194,19 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "-pdu",
         "--max-pdu",
-        type=_positive_int,
+        type=positive_int,
         default=16384,
         metavar="N",
         help="our maximum receive PDU length (default 16384)",
     )
     g = p.add_argument_group("deadlines (seconds)")
-    g.add_argument("-to", "--connect-timeout", type=_seconds, default=10.0, metavar="S")
-    g.add_argument("-ta", "--acse-timeout", type=_seconds, default=30.0, metavar="S")
-    g.add_argument("-td", "--dimse-timeout", type=_seconds, default=30.0, metavar="S")
-    g.add_argument("--release-timeout", type=_seconds, default=10.0, metavar="S")
+    g.add_argument("-to", "--connect-timeout", type=_SECONDS, default=10.0, metavar="S")
+    g.add_argument("-ta", "--acse-timeout", type=_SECONDS, default=30.0, metavar="S")
+    g.add_argument("-td", "--dimse-timeout", type=_SECONDS, default=30.0, metavar="S")
+    g.add_argument("--release-timeout", type=_SECONDS, default=10.0, metavar="S")
     g.add_argument(
         "--timeout",
-        type=_seconds,
+        type=_SECONDS,
         metavar="S",
         help="absolute deadline for each whole target (resolution to close)",
     )
@@ -275,7 +227,7 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument(
         "--min-success",
-        type=_ratio,
+        type=ratio,
         metavar="R",
         help="exit 1 when the share of successful targets is below R (0.95 or 95%%)",
     )
@@ -495,7 +447,7 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
             plan.writer.flush()
         os._exit(SIGNAL_EXIT.get(signal.Signals(signals[0]), 128 + signals[0]))
 
-    installed = _install_signals(loop, on_signal)
+    installed = install_signals(loop, on_signal)
     summary = SweepSummary()
     stats: SweepStats | None = None
     write_error: OSError | None = None
@@ -582,41 +534,6 @@ def _print_table(plan: Plan) -> None:
         sys.stdout.flush()
 
 
-def _install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, handler, int(sig))
-            installed.append(int(sig))
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, Windows
-            pass
-    return installed
-
-
-def _runner() -> asyncio.Runner:
-    try:
-        import uvloop  # noqa: PLC0415 - optional: the measured fast loop when installed
-    except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-
-
-def _setup_logging(err: Console, progress: bool) -> None:
-    root = logging.getLogger("echoprobe")
-    if root.handlers:
-        return
-    handler: logging.Handler
-    if progress:
-        from rich.logging import RichHandler  # noqa: PLC0415 - only on a terminal
-
-        handler = RichHandler(console=err, show_time=False, show_path=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("echoprobe sweep: %(levelname)s: %(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-
-
 def run(args: argparse.Namespace) -> int:
     """The `sweep` subcommand: returns the exit code."""
     try:
@@ -624,9 +541,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exit_codes.USAGE
-    _setup_logging(plan.err, plan.progress)
+    setup_logging(plan.err, plan.progress, "echoprobe sweep")
     try:
-        with _runner() as runner:
+        with new_runner() as runner:
             return runner.run(sweep_main(args, plan))
     except KeyboardInterrupt:  # Ctrl-C before our handler was installed
         if plan.writer is not None:

@@ -34,6 +34,8 @@ from rich.text import Text
 
 from echoprobe.cli import exit_codes
 from echoprobe.cli.common import (
+    UsageError,
+    add_tls_options,
     ae_title,
     install_signals,
     new_runner,
@@ -43,6 +45,7 @@ from echoprobe.cli.common import (
     positive_int,
     ratio,
     setup_logging,
+    tls_config,
 )
 from echoprobe.errors import ProbeError
 from echoprobe.fleet.load import (
@@ -240,55 +243,7 @@ def register(subparsers: Any) -> None:
         help="local addresses to connect from, round robin: 127.0.0.2-127.0.0.40, "
         "127.0.0.2-40, 127.0.1.0/28, or a comma list (repeatable)",
     )
-    g = p.add_argument_group("transport layer security (as echoscu)")
-    g.add_argument(
-        "+tls",
-        "--enable-tls",
-        nargs=2,
-        metavar=("KEY", "CERT"),
-        help="DICOM over TLS with our private key and certificate (PEM unless -der)",
-    )
-    g.add_argument(
-        "+tla", "--anonymous-tls", action="store_true", help="TLS without a client certificate"
-    )
-    g.add_argument("+pw", "--use-passwd", metavar="PASSWORD", help="the private key's password")
-    g.add_argument("-der", "--der-keys", action="store_true", help="keys and certificates are DER")
-    g.add_argument(
-        "+cf",
-        "--add-cert-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="trust the certificates in FILE (repeatable)",
-    )
-    g.add_argument(
-        "+cd",
-        "--add-cert-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="trust the certificates in DIR (repeatable)",
-    )
-    g.add_argument(
-        "-ic", "--ignore-peer-cert", action="store_true", help="do not verify the SCP's certificate"
-    )
-    g.add_argument(
-        "+pg",
-        "--profile-8996",
-        dest="tls_profile",
-        action="store_const",
-        const="+pg",
-        help="BCP 195 RFC 8996 TLS profile (default)",
-    )
-    g.add_argument(
-        "+pm",
-        "--profile-8996-mod",
-        dest="tls_profile",
-        action="store_const",
-        const="+pm",
-        help="modified BCP 195 RFC 8996 TLS profile",
-    )
-    g.add_argument("--request-sni", metavar="NAME", help="send NAME as the TLS server name")
+    add_tls_options(p)
     g = p.add_argument_group("deadlines (seconds)")
     g.add_argument("-to", "--connect-timeout", type=_POSITIVE, default=10.0, metavar="S")
     g.add_argument("-ta", "--acse-timeout", type=_POSITIVE, default=30.0, metavar="S")
@@ -313,10 +268,6 @@ def register(subparsers: Any) -> None:
 
 
 # --- the plan ---------------------------------------------------------------------------------
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: message on stderr, exit 2."""
 
 
 @dataclass
@@ -372,7 +323,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             sources = parse_source_addresses(args.source_address)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    tls = _tls_config(args)
+    tls = tls_config(args)
     _check_output(args.json, "--json")
     _check_output(args.report, "--report")
     timeouts = Timeouts(
@@ -395,51 +346,6 @@ def make_plan(args: argparse.Namespace) -> Plan:
         live=not args.no_live and sys.stderr.isatty(),
         err=err,
         out=out,
-    )
-
-
-def _tls_config(args: argparse.Namespace) -> TLSConfig | None:
-    """The TLS settings the options ask for (None: plain TCP); checked, not yet loaded."""
-    wanted = args.enable_tls is not None or args.anonymous_tls
-    extras = (
-        args.use_passwd is not None
-        or args.der_keys
-        or args.add_cert_file
-        or args.add_cert_dir
-        or args.ignore_peer_cert
-        or args.tls_profile is not None
-        or args.request_sni is not None
-    )
-    if not wanted:
-        if extras:
-            raise UsageError("TLS options need +tls KEY CERT or +tla (--anonymous-tls)")
-        return None
-    if args.enable_tls is not None and args.anonymous_tls:
-        raise UsageError("give either +tls KEY CERT or +tla, not both")
-    from echoprobe.net.tls import (  # noqa: PLC0415 - only with TLS
-        KeyFormat,
-        PeerVerification,
-        TLSConfig,
-        TLSProfile,
-    )
-
-    key, cert = args.enable_tls if args.enable_tls is not None else (None, None)
-    for path in (key, cert, *args.add_cert_file):
-        if path is not None and not Path(path).is_file():
-            raise UsageError(f"cannot read {path}")
-    for path in args.add_cert_dir:
-        if not Path(path).is_dir():
-            raise UsageError(f"not a directory: {path}")
-    return TLSConfig(
-        profile=TLSProfile(args.tls_profile or "+pg"),
-        key_file=key,
-        cert_file=cert,
-        key_format=KeyFormat.DER if args.der_keys else KeyFormat.PEM,
-        password=args.use_passwd,
-        ca_files=tuple(args.add_cert_file),
-        ca_dirs=tuple(args.add_cert_dir),
-        verify_peer=PeerVerification.IGNORE if args.ignore_peer_cert else PeerVerification.REQUIRE,
-        server_name=args.request_sni,
     )
 
 

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -35,6 +35,8 @@ from rich.text import Text
 
 from echoprobe.cli import exit_codes
 from echoprobe.cli.common import (
+    UsageError,
+    add_tls_options,
     ae_title,
     install_signals,
     new_runner,
@@ -43,6 +45,7 @@ from echoprobe.cli.common import (
     positive_int,
     ratio,
     setup_logging,
+    tls_config,
 )
 from echoprobe.fleet.limits import FD_RESERVE
 from echoprobe.fleet.sweep import DEFAULT_CONCURRENCY, ResultStream, SweepStats, sweep
@@ -60,6 +63,9 @@ from echoprobe.report.jsonl import JsonlWriter, RecordWriter
 from echoprobe.report.summary import SweepSummary, render_summary
 from echoprobe.report.table import OUTCOME_STYLE, render_table
 from echoprobe.results import Outcome, ProbeResult
+
+if TYPE_CHECKING:
+    from echoprobe.net.tls import TLSConfig
 
 PROG = "echoprobe sweep"
 OUTPUT_FORMATS = ("table", "jsonl", "csv")
@@ -116,6 +122,7 @@ def register(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
+        prefix_chars="-+",  # DCMTK's TLS options start with "+"
     )
     p.add_argument("targets", nargs="*", metavar="TARGET", help="[CALLED_AE@]host[:port]")
     g = p.add_argument_group("targets")
@@ -199,6 +206,12 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="our maximum receive PDU length (default 16384)",
     )
+    add_tls_options(p)
+    p.add_argument(
+        "--tls-all",
+        action="store_true",
+        help="use TLS for every target (default: only targets whose inventory row says tls)",
+    )
     g = p.add_argument_group("deadlines (seconds)")
     g.add_argument("-to", "--connect-timeout", type=_SECONDS, default=10.0, metavar="S")
     g.add_argument("-ta", "--acse-timeout", type=_SECONDS, default=30.0, metavar="S")
@@ -241,10 +254,6 @@ def register(subparsers: Any) -> None:
 # --- the plan -----------------------------------------------------------------------------------
 
 
-class UsageError(Exception):
-    """A problem with what the user asked for: message on stderr, exit 2."""
-
-
 @dataclass
 class Plan:
     """Everything `run` decided before the loop starts."""
@@ -259,6 +268,7 @@ class Plan:
     err: Console
     records: list[ProbeResult] | None = None
     sources: list[Iterator[TargetItem]] = field(default_factory=list)
+    tls: TLSConfig | None = None
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -309,6 +319,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         release=args.release_timeout,
         total=args.timeout,
     )
+    tls = tls_config(args)
+    if args.tls_all and tls is None:
+        raise UsageError("--tls-all needs +tls KEY CERT or +tla")
     fmt = _output_format(args)
     # Not a terminal: a wide fixed width, so that logs keep one record per line.
     err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
@@ -334,6 +347,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         err=err,
         records=[] if fmt == "table" else None,
         sources=sources,
+        tls=tls,
     )
 
 
@@ -464,6 +478,8 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
             repeat=args.repeat,
             max_pdu=args.max_pdu,
             dns_concurrency=args.dns_concurrency,
+            tls=plan.tls,
+            tls_all=args.tls_all,
         ) as results:
             streams.append(results)
             stats = results.stats

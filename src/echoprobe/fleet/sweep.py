@@ -44,7 +44,7 @@ from collections.abc import (
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from echoprobe._values import replace
 from echoprobe.errors import DNSError
@@ -61,6 +61,11 @@ from echoprobe.net.client import probe as _default_probe
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import Timeouts
 from echoprobe.results import PHASES, Outcome, ProbeResult
+
+if TYPE_CHECKING:
+    import ssl
+
+    from echoprobe.net.tls import TLSConfig
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +271,8 @@ class _Sweep:
         dedupe: bool,
         probe_fn: ProbeFn,
         queue_size: int,
+        tls: TLSConfig | ssl.SSLContext | None = None,
+        tls_all: bool = False,
     ) -> None:
         self.stats = stats
         self.queue: asyncio.Queue[object] = asyncio.Queue(queue_size)
@@ -291,6 +298,8 @@ class _Sweep:
         self._dedupe = dedupe
         self._seen: set[object] = set()
         self._probe = probe_fn
+        self._tls = tls
+        self._tls_all = tls_all
         self._stopping = False
         self._drain = True
         self._active: dict[asyncio.Task[Any], _Job] = {}
@@ -416,11 +425,12 @@ class _Sweep:
             self._seen.add(key)
         if self._stopping:
             return self._record(target, Outcome.NOT_STARTED, error="the sweep was stopped")
-        if target.tls:
+        if target.tls and self._tls is None:
             return self._record(
                 target,
                 Outcome.INVALID_TARGET,
-                error="TLS is requested but this version of echoprobe cannot probe over TLS",
+                error="this target asks for TLS, but no TLS settings were given "
+                "(+tls KEY CERT or +tla, with +cf CA files)",
                 detail={"source": target.source} if target.source else {},
             )
         return await self._run(target)
@@ -494,6 +504,11 @@ class _Sweep:
                     )
                 probe_timeouts = replace(timeouts, total=remaining)
             guard = _guard(probe_timeouts, self._repeat)
+            # TLS only where asked (the target's `tls` flag, or every target with tls_all),
+            # and only passed when used, so a test's probe_fn need not know the keyword.
+            extra: dict[str, Any] = {}
+            if self._tls is not None and (target.tls or self._tls_all):
+                extra["tls"] = self._tls
             probe_started = perf_counter()
             try:
                 async with asyncio.timeout(guard) as scope:
@@ -508,6 +523,7 @@ class _Sweep:
                         target=target.label(self._called_ae),
                         name=target.name,
                         tags=target.tags,
+                        **extra,
                     )
             except TimeoutError:
                 if not scope.expired():
@@ -658,6 +674,8 @@ async def sweep(
     fd_reserve: int = FD_RESERVE,
     total: int | None = None,
     probe_fn: ProbeFn | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
+    tls_all: bool = False,
 ) -> AsyncIterator[ResultStream]:
     """Verify every target, `concurrency` at a time; yields a `ResultStream` of records.
 
@@ -673,7 +691,9 @@ async def sweep(
     `raise_nofile`: raise RLIMIT_NOFILE to its hard limit; concurrency is capped at the soft
     limit - `fd_reserve` either way (see `results.stats.concurrency`). `total`: the number of
     targets, for progress, when `targets` has no `len()`. `probe_fn`: replaces `probe()`
-    (tests). `repeat`: C-ECHOs per association.
+    (tests). `repeat`: C-ECHOs per association. `tls`: the TLS settings for targets whose
+    `tls` flag is set (or for every target with `tls_all`); a target that asks for TLS when
+    `tls` is None gets an `invalid_target` record.
     """
     if per_host is not None and per_host < 0:
         raise ValueError("per_host must be positive (or 0/None for no limit)")
@@ -706,6 +726,8 @@ async def sweep(
         dedupe=dedupe,
         probe_fn=probe_fn or _default_probe,
         queue_size=max(16, min(limit.effective, 4096)),
+        tls=tls,
+        tls_all=tls_all,
     )
     engine.start()
     try:

@@ -87,8 +87,8 @@ __all__ = [
     "ProtocolError",
     "ReleaseTimeout",
     "RemoteProtocolError",
-    "TLSError",
     "TLSConfig",
+    "TLSError",
     "Timeouts",
     "__version__",
     "echo",
@@ -122,9 +122,9 @@ if TYPE_CHECKING:
     )
     from echoprobe.fleet.load import find_capacity, run_load
     from echoprobe.fleet.sweep import sweep
-    from echoprobe.net.tls import TLSConfig
     from echoprobe.net.client import echo, probe
     from echoprobe.net.server import EchoSCP, Faults
+    from echoprobe.net.tls import TLSConfig
     from echoprobe.options import AssociationOptions, Timeouts
     from echoprobe.results import EchoReply, EchoResult, Outcome, PeerInfo, Phase, ProbeResult
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from functools import lru_cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from echoprobe.errors import (
 )
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.aio import AssociationProtocol, connect_socket, start_tls, wait_done
-from echoprobe.net.association import AssociationOutcome, Observer, run_association
+from echoprobe.net.association import AssociationOutcome, Driver, Observer, run_association
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.results import EchoResult, Outcome, PeerInfo, ProbeResult
@@ -62,6 +63,36 @@ def _remaining(deadline: float | None, now: float) -> float | None:
 def _min(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
     return min(present) if present else None
+
+
+def start_procedure(
+    options: AssociationOptions,
+    timeouts: Timeouts,
+    clock: Callable[[], float],
+    now: float,
+    total_deadline: float | None,
+    *,
+    observer: Observer | None,
+    timings: dict[str, float],
+) -> tuple[ULConnection, Driver]:
+    """A requestor ULConnection with the request queued, and the association procedure to
+    drive over it: what every driver does before it connects."""
+    rq, rq_bytes = _request(options)
+    conn = ULConnection(
+        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
+    )
+    conn.start_connect(rq_bytes, now)
+    flow = run_association(
+        conn,
+        rq,
+        options,
+        timeouts,
+        clock,
+        total_deadline=total_deadline,
+        observer=observer,
+        timings=timings,
+    )
+    return conn, flow
 
 
 async def _resolve(
@@ -125,20 +156,8 @@ async def run_echo(
     now = clock()
     timings["resolve"] = (now - start) * 1000.0
 
-    rq, rq_bytes = _request(options)
-    conn = ULConnection(
-        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
-    )
-    conn.start_connect(rq_bytes, now)
-    flow = run_association(
-        conn,
-        rq,
-        options,
-        timeouts,
-        clock,
-        total_deadline=total_deadline,
-        observer=observer,
-        timings=timings,
+    conn, flow = start_procedure(
+        options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
     )
     proto = AssociationProtocol(conn, flow, loop)
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))

@@ -34,12 +34,11 @@ from echoprobe.net.association import (
     Observer,
     TimedOut,
     Wait,
-    run_association,
 )
-from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining, _request
+from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining, start_procedure
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
-from echoprobe.ul.connection import Role, ULConnection
+from echoprobe.ul.connection import ULConnection
 
 _RECV_SIZE = 65536
 # How long the last bytes (an A-ABORT, or what the procedure left to send) may take to leave
@@ -125,20 +124,8 @@ async def run_echo_portable(
     now = clock()
     timings["resolve"] = (now - start) * 1000.0
 
-    rq, rq_bytes = _request(options)
-    conn = ULConnection(
-        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
-    )
-    conn.start_connect(rq_bytes, now)
-    flow = run_association(
-        conn,
-        rq,
-        options,
-        timeouts,
-        clock,
-        total_deadline=total_deadline,
-        observer=observer,
-        timings=timings,
+    conn, flow = start_procedure(
+        options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
     )
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
     stream: anyio.abc.SocketStream | None = None

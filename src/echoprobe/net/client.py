@@ -24,7 +24,7 @@ from echoprobe.errors import (
     ProbeError,
 )
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
-from echoprobe.net.aio import AssociationProtocol, connect_socket, start_tls, wait_done
+from echoprobe.net.aio import AssociationProtocol, Deadline, connect_socket, start_tls, wait_done
 from echoprobe.net.association import AssociationOutcome, Driver, Observer, run_association
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
@@ -166,7 +166,7 @@ async def run_echo(
     raw: socket.socket | None = None
     for family, sockaddr in candidates:
         try:
-            async with asyncio.timeout(connect_limit):
+            with Deadline(loop, connect_limit):
                 if context is not None:
                     address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
                     raw = await connect_socket(loop, family, address_tuple, local_address)

@@ -31,6 +31,11 @@ _HANDSHAKE_GRACE = 1.0
 TLS_SHUTDOWN_TIMEOUT = 2.0
 
 
+# A timer that fires this close to the wanted deadline counts as on time (uvloop's clock
+# counts milliseconds).
+_EARLY = 0.001
+
+
 class AssociationProtocol(asyncio.Protocol):
     """Moves bytes between one transport and one `ULConnection` + association procedure."""
 
@@ -44,6 +49,7 @@ class AssociationProtocol(asyncio.Protocol):
         "_timer",
         "_timer_at",
         "_transport",
+        "_want_at",
         "done",
     )
 
@@ -54,6 +60,7 @@ class AssociationProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._want_at: float | None = None  # the deadline the procedure is waiting for
         self._deadline_at: float | None = None
         self._socket_at: float | None = None
         self._lost_tls: Exception | None = None  # a TLS error that ended the connection
@@ -127,16 +134,29 @@ class AssociationProtocol(asyncio.Protocol):
             else (socket_at if deadline is None else min(deadline, socket_at))
         )
         self._deadline_at, self._socket_at = deadline, socket_at
-        if when == self._timer_at:
+        self._want_at = when
+        if when is None:
+            self._cancel_timer()
+            return
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= when:
+            # The armed timer fires first; _fire() then re-arms for the later deadline. Most
+            # steps move the deadline later (every C-ECHO of a long association does), so
+            # this saves a timer cancel and create per step.
             return
         self._cancel_timer()
-        if when is not None:
-            self._timer_at = when
-            self._timer = self._loop.call_at(when, self._fire)
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._fire)
 
     def _fire(self) -> None:
         self._timer = None
         self._timer_at = None
+        want = self._want_at
+        if want is None:
+            return
+        if self._loop.time() < want - _EARLY:
+            self._timer_at = want
+            self._timer = self._loop.call_at(want, self._fire)
+            return
         socket_first = self._socket_at is not None and (
             self._deadline_at is None or self._socket_at < self._deadline_at
         )

@@ -11,6 +11,7 @@ Rules (robustness #6, PS3.7 §9.3.5.2):
 
 from __future__ import annotations
 
+from functools import lru_cache
 from struct import Struct
 
 from echoprobe._values import value
@@ -38,7 +39,22 @@ def echo_request_command(message_id: int) -> bytes:
 
 def echo_request_pdus(message_id: int, context_id: int, max_fragment: int) -> bytes:
     """The P-DATA-TF bytes carrying one C-ECHO-RQ."""
-    return fragment_command(echo_request_command(message_id), context_id, max_fragment)
+    template = _one_pdu_template(context_id, max_fragment)
+    if template is None:  # a peer so small that the command needs several PDVs
+        return fragment_command(echo_request_command(message_id), context_id, max_fragment)
+    head, tail = template
+    return head + _US.pack(message_id & 0xFFFF) + tail
+
+
+@lru_cache(maxsize=64)
+def _one_pdu_template(context_id: int, max_fragment: int) -> tuple[bytes, bytes] | None:
+    # The whole P-DATA-TF around the Message ID, built once per (context, size): every echo of
+    # a long association only patches two bytes.
+    whole = fragment_command(echo_request_command(0), context_id, max_fragment)
+    if len(whole) != 12 + len(_TEMPLATE):
+        return None
+    at = 12 + _MSGID_AT
+    return whole[:at], whole[at + 2 :]
 
 
 @value

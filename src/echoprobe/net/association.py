@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from enum import Enum
 
-from echoprobe._values import record, value
+from echoprobe._values import record
 from echoprobe.dimse.echo import EchoResponse, echo_request_pdus, parse_echo_response
 from echoprobe.dimse.fragment import Reassembler
 from echoprobe.errors import (
@@ -70,7 +70,7 @@ class TimedOut(Enum):
     SOCKET = "socket"  # the per-read socket timeout passed first
 
 
-@value
+@record  # not frozen: one is made per wait, and a frozen __init__ costs more
 class Wait:
     """Write `send`, then wait for bytes until `deadline` (monotonic seconds, None = forever)
     or for `socket_timeout` seconds without any byte, whichever comes first."""

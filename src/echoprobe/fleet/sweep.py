@@ -62,7 +62,7 @@ from echoprobe.net.aio import Deadline
 from echoprobe.net.client import probe as _default_probe
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import Timeouts
-from echoprobe.results import PHASES, Outcome, ProbeResult
+from echoprobe.results import Outcome, ProbeResult
 
 if TYPE_CHECKING:
     import ssl
@@ -545,13 +545,13 @@ class _Sweep:
 
     def _finish(self, target: Target, result: ProbeResult, resolve_ms: float) -> ProbeResult:
         """The probe's record with the target's own host name and our resolution time."""
-        probe_ms = dict(result.timings_ms)
-        probe_ms.pop("resolve", None)
-        total = probe_ms.pop("total", 0.0)
+        probe_ms = result.timings_ms
         timings = {"resolve": round(resolve_ms, 3)}
-        timings.update((k, v) for k, v in probe_ms.items() if k in PHASES)
-        timings.update((k, v) for k, v in probe_ms.items() if k not in PHASES)
-        timings["total"] = round(resolve_ms + total, 3)
+        # probe() lists its phases in order; anything else it adds follows them, total last.
+        for key, value in probe_ms.items():
+            if key not in {"resolve", "total"}:
+                timings[key] = value
+        timings["total"] = round(resolve_ms + probe_ms.get("total", 0.0), 3)
         # Not replace(): this runs once per target and a direct copy costs a fraction.
         return ProbeResult(
             target=result.target,

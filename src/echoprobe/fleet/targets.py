@@ -89,6 +89,14 @@ class TimeoutOverrides:
     total: float | None = None
 
     def apply(self, base: Timeouts) -> Timeouts:
+        if (
+            self.connect is None
+            and self.acse is None
+            and self.dimse is None
+            and self.release is None
+            and self.total is None
+        ):
+            return base  # the common case, once per target: no dataclasses.fields() walk
         changes = {f.name: getattr(self, f.name) for f in fields(self)}
         present = {k: v for k, v in changes.items() if v is not None}
         return replace(base, **present) if present else base

@@ -44,6 +44,16 @@ DEFAULT_TIMEOUTS = Timeouts()
 
 
 @lru_cache(maxsize=256)
+def _probe_options(
+    calling_ae: str, called_ae: str, max_pdu: int, repeat: int
+) -> AssociationOptions:
+    # A sweep probes thousands of targets with the same few option sets: validate each once.
+    return AssociationOptions(
+        calling_ae=calling_ae, called_ae=called_ae, max_pdu=max_pdu, repeat=repeat
+    )
+
+
+@lru_cache(maxsize=256)
 def _request(options: AssociationOptions) -> tuple[AssociateRQ, bytes]:
     """The request for these options and its bytes: encoded once, reused by every probe."""
     rq = build_request(
@@ -355,9 +365,7 @@ async def probe(
     """Verify a peer and return one `ProbeResult`; never raises for the peer's failure.
 
     Cancellation still propagates (the caller decides how to record it)."""
-    options = AssociationOptions(
-        calling_ae=calling_ae, called_ae=called_ae, max_pdu=max_pdu, repeat=repeat
-    )
+    options = _probe_options(calling_ae, called_ae, max_pdu, repeat)
     start = perf_counter()
     timings: dict[str, float] = {}
     peer_facts: dict[str, object] = {}

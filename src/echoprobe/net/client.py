@@ -182,6 +182,17 @@ async def run_echo(
                     raw = await connect_socket(loop, family, address_tuple, local_address)
                     last_error = None
                     break
+                if local_address is not None:
+                    # Our own socket, so that the source port is chosen at connect time.
+                    address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
+                    own = await connect_socket(loop, family, address_tuple, local_address)
+                    try:
+                        await loop.create_connection(lambda: proto, sock=own)
+                    except BaseException:
+                        own.close()
+                        raise
+                    last_error = None
+                    break
                 await loop.create_connection(
                     lambda: proto,
                     sock=None,

@@ -5,7 +5,7 @@ silent, bad input...), streams them as they come, and never raises for a peer's 
 stops it cleanly: probes in flight are aborted and recorded as `cancelled`, the rest as
 `not_started`, so the output always has one line per target.
 
-    uv run python examples/sweep_to_jsonl.py PACS@10.0.0.5 CT1@10.0.0.6:11112 > sweep.jsonl
+    uv run python examples/sweep_to_jsonl.py PACS@pacs.example CT1@ct1.example:11112 > sweep.jsonl
     uv run python examples/sweep_to_jsonl.py --targets inventory.csv > sweep.jsonl
 
 With no targets it starts a few test SCPs of its own on 127.0.1.x (one healthy, one that

@@ -110,7 +110,7 @@ async def test_host_limiter_bounds_and_forgets() -> None:
 
     async def one() -> None:
         nonlocal active, peak
-        async with limiter.slot("10.0.0.1"):
+        async with limiter.slot("127.0.5.1"):
             active += 1
             peak = max(peak, active)
             await asyncio.sleep(0.01)
@@ -118,7 +118,7 @@ async def test_host_limiter_bounds_and_forgets() -> None:
 
     await asyncio.gather(*(one() for _ in range(7)))
     assert peak == 2
-    assert limiter.busy("10.0.0.1") == 0
+    assert limiter.busy("127.0.5.1") == 0
     assert limiter._slots == {}
     unlimited = HostLimiter(0)
     async with unlimited.slot("x"), unlimited.slot("x"):
@@ -208,15 +208,15 @@ def test_csv_writer(tmp_path: Path) -> None:
 
 def test_table_orders_and_limits() -> None:
     rows = [
-        record("10.0.0.10:104"),
-        record("10.0.0.9:104", Outcome.ACSE_TIMEOUT, total=1000.0, error="associate timeout"),
+        record("127.0.5.10:104"),
+        record("127.0.5.9:104", Outcome.ACSE_TIMEOUT, total=1000.0, error="associate timeout"),
         record("name.example:104"),
-        record("PACS@10.0.0.9:11112"),
+        record("PACS@127.0.5.9:11112"),
     ]
     assert [r.target for r in sort_results(rows)] == [
-        "10.0.0.9:104",
-        "PACS@10.0.0.9:11112",
-        "10.0.0.10:104",
+        "127.0.5.9:104",
+        "PACS@127.0.5.9:11112",
+        "127.0.5.10:104",
         "name.example:104",
     ]
     assert sort_results(rows, "outcome")[0].outcome is Outcome.ACSE_TIMEOUT
@@ -233,22 +233,22 @@ def test_table_orders_and_limits() -> None:
 def test_summary_counts_and_lists() -> None:
     summary = SweepSummary(keep_failing=2, keep_slowest=2)
     records = [
-        record("10.0.0.1:104", total=5.0),
-        record("10.0.0.2:104", total=50.0),
-        record("10.0.0.3:104", total=7.0),
-        record("10.0.0.4:104", Outcome.CANCELLED, total=3.0),
-        record("10.0.0.5:104", Outcome.CONNECTION_REFUSED, error="refused"),
-        record("10.0.0.6:104", Outcome.DNS_ERROR, error="no name"),
-        record("10.0.0.7:104", Outcome.ACSE_TIMEOUT, error="slow"),
-        record("10.0.0.8:104", Outcome.RELEASE_TIMEOUT, total=9.0),
+        record("127.0.5.1:104", total=5.0),
+        record("127.0.5.2:104", total=50.0),
+        record("127.0.5.3:104", total=7.0),
+        record("127.0.5.4:104", Outcome.CANCELLED, total=3.0),
+        record("127.0.5.5:104", Outcome.CONNECTION_REFUSED, error="refused"),
+        record("127.0.5.6:104", Outcome.DNS_ERROR, error="no name"),
+        record("127.0.5.7:104", Outcome.ACSE_TIMEOUT, error="slow"),
+        record("127.0.5.8:104", Outcome.RELEASE_TIMEOUT, total=9.0),
     ]
     summary.extend(records)
     assert summary.count == 8
     assert summary.successes == 4  # release trouble still means the echo succeeded
     assert summary.failing_count == 4
-    assert [r.target for r in summary.failing] == ["10.0.0.5:104", "10.0.0.6:104"]
+    assert [r.target for r in summary.failing] == ["127.0.5.5:104", "127.0.5.6:104"]
     assert summary.failing_unlisted == 1
-    assert [r.target for r in summary.slowest] == ["10.0.0.2:104", "10.0.0.8:104"]
+    assert [r.target for r in summary.slowest] == ["127.0.5.2:104", "127.0.5.8:104"]
     assert summary.success_ratio == 0.5
     assert summary.latency["total"].count == 7  # the cancelled probe is not a latency
     assert summary.latency["echo"].count == 3

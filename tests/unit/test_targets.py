@@ -39,8 +39,8 @@ from echoprobe.results import Outcome, ProbeResult
     [
         ("pacs.example.org", "pacs.example.org", 104, None),
         ("pacs.example.org:11112", "pacs.example.org", 11112, None),
-        ("PACS@10.0.0.5", "10.0.0.5", 104, "PACS"),
-        ("CT1@10.0.0.5:1", "10.0.0.5", 1, "CT1"),
+        ("PACS@127.0.5.5", "127.0.5.5", 104, "PACS"),
+        ("CT1@127.0.5.5:1", "127.0.5.5", 1, "CT1"),
         ("[::1]:11112", "::1", 11112, None),
         ("[::1]", "::1", 104, None),
         ("::1", "::1", 104, None),
@@ -50,7 +50,7 @@ from echoprobe.results import Outcome, ProbeResult
         ("127.0.1.1:65535", "127.0.1.1", 65535, None),
         ("my_host-1.internal.", "my_host-1.internal.", 104, None),
         ("LOCALHOST", "LOCALHOST", 104, None),
-        ("  PACS@10.0.0.5  ", "10.0.0.5", 104, "PACS"),
+        ("  PACS@127.0.5.5  ", "127.0.5.5", 104, "PACS"),
         ("SIXTEEN_CHARS_AE@h", "h", 104, "SIXTEEN_CHARS_AE"),
     ],
 )
@@ -129,7 +129,7 @@ def test_timeout_overrides_apply() -> None:
 def test_mapping_rules() -> None:
     full = coerce_target(
         {
-            "host": " 10.0.0.5 ",
+            "host": " 127.0.5.5 ",
             "port": "11112",
             "called_ae": " PACS ",
             "calling_ae": "ME",
@@ -142,7 +142,7 @@ def test_mapping_rules() -> None:
     )
     assert isinstance(full, Target)
     assert (full.host, full.port, full.called_ae, full.calling_ae) == (
-        "10.0.0.5",
+        "127.0.5.5",
         11112,
         "PACS",
         "ME",
@@ -152,7 +152,7 @@ def test_mapping_rules() -> None:
     assert full.tls is False
     assert full.timeouts == TimeoutOverrides(connect=2.0, total=9.5)
     assert full.spec is None
-    assert full.label("X") == "PACS@10.0.0.5:11112"
+    assert full.label("X") == "PACS@127.0.5.5:11112"
     spec = coerce_target({"target": "CT@ct1:11112", "name": "CT", "tls": True})
     assert isinstance(spec, Target)
     assert (spec.host, spec.port, spec.called_ae, spec.tls) == ("ct1", 11112, "CT", True)
@@ -175,7 +175,7 @@ def test_mapping_rules() -> None:
 
 
 def test_plain_lines() -> None:
-    text = "# inventory\n\nPACS@10.0.0.5  # the archive\n10.0.0.6:11112\nnot a target\n[::1]\n"
+    text = "# inventory\n\nPACS@127.0.5.5  # the archive\n10.0.0.6:11112\nnot a target\n[::1]\n"
     items = list(iter_lines_targets(io.StringIO(text), "inv.txt"))
     assert [type(i).__name__ for i in items] == ["Target", "Target", "InvalidTarget", "Target"]
     assert items[0].source == "inv.txt:3"
@@ -189,15 +189,15 @@ def test_plain_lines() -> None:
 
 
 CSV = """\ufeffHost,Port,called_ae,calling_ae,name,tags,tls,acse_timeout,timeout,location
-10.0.0.5,104,PACS,,Archive,archive;west,false,5,,room 1
-10.0.0.6,,CT1,ME,CT scanner,modality|ct,,,"12.5",room 2
-10.0.0.7,notaport,MR,,,,,,,
+127.0.5.5,104,PACS,,Archive,archive;west,false,5,,room 1
+127.0.5.6,,CT1,ME,CT scanner,modality|ct,,,"12.5",room 2
+127.0.5.7,notaport,MR,,,,,,,
 ,104,NOHOST,,,,,,,
-10.0.0.8,104,X,,,,,,,,,extra
+127.0.5.8,104,X,,,,,,,,,extra
 # a comment row
-"10.0.0.9",11112,"QUOTED",,"Name, with comma",,,,,
+"127.0.5.9",11112,"QUOTED",,"Name, with comma",,,,,
 
-10.0.0.10,104,TLS,,,,yes,,,
+127.0.5.10,104,TLS,,,,yes,,,
 """
 
 
@@ -213,7 +213,7 @@ def test_csv_every_column(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     assert "location" in caplog.text  # unknown columns are ignored, and said so
     valid = [i for i in items if isinstance(i, Target)]
     invalid = [i for i in items if isinstance(i, InvalidTarget)]
-    assert [t.host for t in valid] == ["10.0.0.5", "10.0.0.6", "10.0.0.9", "10.0.0.10"]
+    assert [t.host for t in valid] == ["127.0.5.5", "127.0.5.6", "127.0.5.9", "127.0.5.10"]
     first, second, quoted, tls = valid
     assert (first.port, first.called_ae, first.calling_ae, first.name) == (
         104,
@@ -256,7 +256,7 @@ def test_csv_empty_file(tmp_path: Path) -> None:
 
 def test_csv_broken_quoting_and_nul(tmp_path: Path) -> None:
     path = tmp_path / "broken.csv"
-    path.write_text('host,port\n10.0.0.1,104\n10.0.0.2,1\x0004\n"10.0.0.3,104\n', encoding="utf-8")
+    path.write_text('host,port\n10.0.0.1,104\n10.0.0.2,1\x0004\n"127.0.5.3,104\n', encoding="utf-8")
     items = _items(load_targets(path))
     assert isinstance(items[0], Target)
     assert all(isinstance(i, InvalidTarget) for i in items[1:])
@@ -268,14 +268,14 @@ def test_csv_broken_quoting_and_nul(tmp_path: Path) -> None:
 
 def test_jsonl(caplog: pytest.LogCaptureFixture) -> None:
     lines = [
-        json.dumps({"host": "10.0.0.5", "port": 11112, "called_ae": "PACS", "tags": ["a"]}),
-        json.dumps("CT@10.0.0.6"),
+        json.dumps({"host": "127.0.5.5", "port": 11112, "called_ae": "PACS", "tags": ["a"]}),
+        json.dumps("CT@127.0.5.6"),
         "",
         "# comment",
         "{not json",
         json.dumps(42),
-        json.dumps({"host": "10.0.0.7", "colour": "red"}),
-        json.dumps({"host": "10.0.0.8", "port": 99999}),
+        json.dumps({"host": "127.0.5.7", "colour": "red"}),
+        json.dumps({"host": "127.0.5.8", "port": 99999}),
         "[" * 100000,
     ]
     with caplog.at_level(logging.WARNING):
@@ -303,12 +303,12 @@ def test_yaml_list_and_mapping(tmp_path: Path) -> None:
     path = tmp_path / "fleet.yaml"
     path.write_text(
         "targets:\n"
-        "  - PACS@10.0.0.5:11112\n"
-        "  - host: 10.0.0.6\n"
+        "  - PACS@127.0.5.5:11112\n"
+        "  - host: 127.0.5.6\n"
         "    called_ae: CT\n"
         "    tags: [ct, east]\n"
         "    dimse_timeout: 3\n"
-        "  - host: 10.0.0.7\n"
+        "  - host: 127.0.5.7\n"
         "    port: nope\n"
         "  - [1, 2]\n"
         "  - 42\n"
@@ -321,8 +321,8 @@ def test_yaml_list_and_mapping(tmp_path: Path) -> None:
     assert items[1].timeouts == TimeoutOverrides(dimse=3.0)
     assert [type(i).__name__ for i in items[2:]] == ["InvalidTarget"] * 4
     assert items[2].source == f"{path}[3]"
-    plain = _items(iter_yaml_targets("- a.example\n- 10.0.0.1:104\n"))
-    assert [t.host for t in plain if isinstance(t, Target)] == ["a.example", "10.0.0.1"]
+    plain = _items(iter_yaml_targets("- a.example\n- 127.0.5.1:104\n"))
+    assert [t.host for t in plain if isinstance(t, Target)] == ["a.example", "127.0.5.1"]
 
 
 @pytest.mark.parametrize("text", ["key: [unclosed\n", "just a string\n", "targets: 5\n"])
@@ -387,7 +387,7 @@ def test_load_missing_file_and_bad_format(tmp_path: Path) -> None:
 
 def test_overlong_line_is_reported_not_parsed(tmp_path: Path) -> None:
     path = tmp_path / "long.txt"
-    path.write_text("10.0.0.1\n" + "x" * (MAX_LINE * 3) + "\n10.0.0.2\n")
+    path.write_text("127.0.5.1\n" + "x" * (MAX_LINE * 3) + "\n10.0.0.2\n")
     items = _items(load_targets(path))
     assert isinstance(items[0], Target)
     assert isinstance(items[1], InvalidTarget)
@@ -399,14 +399,14 @@ def test_overlong_line_is_reported_not_parsed(tmp_path: Path) -> None:
 
 def test_undecodable_bytes_become_invalid_targets(tmp_path: Path) -> None:
     path = tmp_path / "latin1.txt"
-    path.write_bytes(b"10.0.0.1\nh\xe9h\xe9.example\n")
+    path.write_bytes(b"127.0.5.1\nh\xe9h\xe9.example\n")
     items = _items(load_targets(path))
     assert isinstance(items[0], Target)
     assert isinstance(items[1], InvalidTarget)
 
 
 def test_stdin_stream() -> None:
-    items = _items(load_targets("-", stream=io.StringIO('{"host": "10.0.0.1"}\n')))
+    items = _items(load_targets("-", stream=io.StringIO('{"host": "127.0.5.1"}\n')))
     assert isinstance(items[0], Target)
 
 
@@ -442,19 +442,19 @@ async def test_sweep_reports_duplicates_once() -> None:
         )
 
     targets: list[SweepInput] = [
-        "PACS@10.0.0.1",
-        "PACS@10.0.0.1:104",
-        {"host": "10.0.0.1", "called_ae": "PACS"},
-        "10.0.0.1",  # another called AE: another target
+        "PACS@127.0.5.1",
+        "PACS@127.0.5.1:104",
+        {"host": "127.0.5.1", "called_ae": "PACS"},
+        "127.0.5.1",  # another called AE: another target
         "bad target",
         "bad target",  # invalid inputs are not deduplicated: each line gets its record
     ]
     async with sweep(targets, resolver=_no_dns, probe_fn=fake_probe) as results:
         records = [r async for r in results]
-    assert sorted(calls) == ["10.0.0.1:104", "10.0.0.1:104"]
+    assert sorted(calls) == ["127.0.5.1:104", "127.0.5.1:104"]
     assert len(records) == 4
     assert results.stats.duplicates == 2
-    assert results.stats.duplicate_examples == ["PACS@10.0.0.1:104"] * 2
+    assert results.stats.duplicate_examples == ["PACS@127.0.5.1:104"] * 2
     outcomes = sorted(r.outcome.value for r in records)
     assert outcomes == ["invalid_target", "invalid_target", "success", "success"]
     assert results.stats.emitted == results.stats.expected == 4

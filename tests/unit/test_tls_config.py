@@ -158,7 +158,7 @@ def test_peer_verification_and_hostname(kit: CertKit) -> None:
     assert name == "127.0.0.1"
     context, name = client_settings(TLSConfig(ca_files=(kit.ca,)), "pacs")
     assert name is None  # DCMTK's --no-sni default
-    context, name = client_settings(TLSConfig(server_name="pacs.local"), "10.0.0.1")
+    context, name = client_settings(TLSConfig(server_name="pacs.local"), "127.0.0.9")
     assert name == "pacs.local"
 
 

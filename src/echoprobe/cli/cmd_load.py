@@ -35,8 +35,9 @@ from rich.text import Text
 from echoprobe.cli import exit_codes
 from echoprobe.cli.common import (
     UsageError,
+    add_association_options,
+    add_deadline_options,
     add_tls_options,
-    ae_title,
     install_signals,
     new_runner,
     non_negative_float,
@@ -45,6 +46,7 @@ from echoprobe.cli.common import (
     positive_int,
     ratio,
     setup_logging,
+    timeouts_from,
     tls_config,
 )
 from echoprobe.errors import ProbeError
@@ -208,33 +210,7 @@ def register(subparsers: Any) -> None:
         metavar="R",
         help="a step fails when more than this share of associations fail (default 0)",
     )
-    g = p.add_argument_group("association")
-    g.add_argument(
-        "-aet",
-        "--aetitle",
-        dest="calling_ae",
-        type=ae_title,
-        default="ECHOSCU",
-        metavar="AETITLE",
-        help="our calling AE title (default ECHOSCU)",
-    )
-    g.add_argument(
-        "-aec",
-        "--call",
-        dest="called_ae",
-        type=ae_title,
-        default="ANY-SCP",
-        metavar="AETITLE",
-        help="the SCP's called AE title (default ANY-SCP)",
-    )
-    g.add_argument(
-        "-pdu",
-        "--max-pdu",
-        type=positive_int,
-        default=16384,
-        metavar="N",
-        help="our maximum receive PDU length (default 16384)",
-    )
+    g = add_association_options(p, called_help="the SCP's called AE title (default ANY-SCP)")
     g.add_argument(
         "--source-address",
         action="append",
@@ -244,14 +220,7 @@ def register(subparsers: Any) -> None:
         "127.0.0.2-40, 127.0.1.0/28, or a comma list (repeatable)",
     )
     add_tls_options(p)
-    g = p.add_argument_group("deadlines (seconds)")
-    g.add_argument("-to", "--connect-timeout", type=_POSITIVE, default=10.0, metavar="S")
-    g.add_argument("-ta", "--acse-timeout", type=_POSITIVE, default=30.0, metavar="S")
-    g.add_argument("-td", "--dimse-timeout", type=_POSITIVE, default=30.0, metavar="S")
-    g.add_argument("--release-timeout", type=_POSITIVE, default=10.0, metavar="S")
-    g.add_argument(
-        "--timeout", type=_POSITIVE, metavar="S", help="absolute deadline of each association"
-    )
+    add_deadline_options(p, total_help="absolute deadline of each association")
     g = p.add_argument_group("output")
     g.add_argument("--json", metavar="FILE", help="write the full result as JSON to FILE")
     g.add_argument("--report", metavar="FILE", help="write a self-contained HTML report to FILE")
@@ -326,13 +295,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     tls = tls_config(args)
     _check_output(args.json, "--json")
     _check_output(args.report, "--report")
-    timeouts = Timeouts(
-        connect=args.connect_timeout,
-        acse=args.acse_timeout,
-        dimse=args.dimse_timeout,
-        release=args.release_timeout,
-        total=args.timeout,
-    )
+    timeouts = timeouts_from(args)
     err = Console(stderr=True, highlight=False)
     tty = sys.stdout.isatty()
     out = Console(highlight=False, width=None if tty else 120)

@@ -1,6 +1,6 @@
 """`echoprobe sweep`: verify a whole fleet of DICOM peers at once.
 
-    echoprobe sweep PACS@10.0.0.5 CT1@10.0.0.6:11112 --targets inventory.csv \\
+    echoprobe sweep PACS@pacs.example CT1@ct1.example:11112 --targets inventory.csv \\
         --concurrency 512 -ta 5 --format jsonl --output sweep.jsonl
 
 Rules:
@@ -36,8 +36,9 @@ from rich.text import Text
 from echoprobe.cli import exit_codes
 from echoprobe.cli.common import (
     UsageError,
+    add_association_options,
+    add_deadline_options,
     add_tls_options,
-    ae_title,
     install_signals,
     new_runner,
     non_negative_int,
@@ -45,6 +46,7 @@ from echoprobe.cli.common import (
     positive_int,
     ratio,
     setup_logging,
+    timeouts_from,
     tls_config,
 )
 from echoprobe.fleet.limits import FD_RESERVE
@@ -73,7 +75,7 @@ SIGNAL_EXIT = {signal.SIGINT: exit_codes.INTERRUPTED, signal.SIGTERM: exit_codes
 
 EPILOG = """\
 targets:
-  [CALLED_AE@]host[:port]   e.g. PACS@10.0.0.5, CT1@ct1.example.org:11112, [::1]:11112
+  [CALLED_AE@]host[:port]   e.g. PACS@pacs.example, CT1@127.0.1.2:11112, [::1]:11112
                             (default port 104, default called AE from -aec)
   --targets FILE            CSV with a header (host, port, called_ae, calling_ae, name, tags,
                             tls, connect_timeout, acse_timeout, dimse_timeout, release_timeout,
@@ -108,7 +110,6 @@ def _outcomes(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-_SECONDS = positive_float("a number of seconds")
 _RATE = positive_float("a rate")
 
 
@@ -171,24 +172,8 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="name lookups at once (default 32; results are cached)",
     )
-    g = p.add_argument_group("association")
-    g.add_argument(
-        "-aet",
-        "--aetitle",
-        dest="calling_ae",
-        type=ae_title,
-        default="ECHOSCU",
-        metavar="AETITLE",
-        help="our calling AE title (default ECHOSCU)",
-    )
-    g.add_argument(
-        "-aec",
-        "--call",
-        dest="called_ae",
-        type=ae_title,
-        default="ANY-SCP",
-        metavar="AETITLE",
-        help="called AE title for targets that name none (default ANY-SCP)",
+    g = add_association_options(
+        p, called_help="called AE title for targets that name none (default ANY-SCP)"
     )
     g.add_argument(
         "-r",
@@ -198,30 +183,14 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="C-ECHOs per association (default 1)",
     )
-    g.add_argument(
-        "-pdu",
-        "--max-pdu",
-        type=positive_int,
-        default=16384,
-        metavar="N",
-        help="our maximum receive PDU length (default 16384)",
-    )
     add_tls_options(p)
     p.add_argument(
         "--tls-all",
         action="store_true",
         help="use TLS for every target (default: only targets whose inventory row says tls)",
     )
-    g = p.add_argument_group("deadlines (seconds)")
-    g.add_argument("-to", "--connect-timeout", type=_SECONDS, default=10.0, metavar="S")
-    g.add_argument("-ta", "--acse-timeout", type=_SECONDS, default=30.0, metavar="S")
-    g.add_argument("-td", "--dimse-timeout", type=_SECONDS, default=30.0, metavar="S")
-    g.add_argument("--release-timeout", type=_SECONDS, default=10.0, metavar="S")
-    g.add_argument(
-        "--timeout",
-        type=_SECONDS,
-        metavar="S",
-        help="absolute deadline for each whole target (resolution to close)",
+    add_deadline_options(
+        p, total_help="absolute deadline for each whole target (resolution to close)"
     )
     g = p.add_argument_group("output")
     g.add_argument(
@@ -312,13 +281,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
                 if close is not None:
                     close()
             raise UsageError(str(exc)) from exc
-    timeouts = Timeouts(
-        connect=args.connect_timeout,
-        acse=args.acse_timeout,
-        dimse=args.dimse_timeout,
-        release=args.release_timeout,
-        total=args.timeout,
-    )
+    timeouts = timeouts_from(args)
     tls = tls_config(args)
     if args.tls_all and tls is None:
         raise UsageError("--tls-all needs +tls KEY CERT or +tla")

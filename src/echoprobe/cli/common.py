@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from echoprobe.fleet.targets import check_ae_title
+from echoprobe.options import Timeouts
 
 if TYPE_CHECKING:
     from echoprobe.net.tls import TLSConfig
@@ -94,6 +95,64 @@ def ae_title(text: str) -> str:
         return check_ae_title(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+SECONDS = positive_float("a number of seconds")
+
+
+def add_association_options(
+    p: argparse.ArgumentParser, *, called_help: str
+) -> argparse._ArgumentGroup:
+    """-aet, -aec and -pdu as echoscu spells them; returns the group for more options."""
+    g = p.add_argument_group("association")
+    g.add_argument(
+        "-aet",
+        "--aetitle",
+        dest="calling_ae",
+        type=ae_title,
+        default="ECHOSCU",
+        metavar="AETITLE",
+        help="our calling AE title (default ECHOSCU)",
+    )
+    g.add_argument(
+        "-aec",
+        "--call",
+        dest="called_ae",
+        type=ae_title,
+        default="ANY-SCP",
+        metavar="AETITLE",
+        help=called_help,
+    )
+    g.add_argument(
+        "-pdu",
+        "--max-pdu",
+        type=positive_int,
+        default=16384,
+        metavar="N",
+        help="our maximum receive PDU length (default 16384)",
+    )
+    return g
+
+
+def add_deadline_options(p: argparse.ArgumentParser, *, total_help: str) -> None:
+    """Per-phase timeouts with echoscu's names, and --timeout for the absolute deadline."""
+    g = p.add_argument_group("deadlines (seconds)")
+    g.add_argument("-to", "--connect-timeout", type=SECONDS, default=10.0, metavar="S")
+    g.add_argument("-ta", "--acse-timeout", type=SECONDS, default=30.0, metavar="S")
+    g.add_argument("-td", "--dimse-timeout", type=SECONDS, default=30.0, metavar="S")
+    g.add_argument("--release-timeout", type=SECONDS, default=10.0, metavar="S")
+    g.add_argument("--timeout", type=SECONDS, metavar="S", help=total_help)
+
+
+def timeouts_from(args: argparse.Namespace) -> Timeouts:
+    """The `Timeouts` that add_deadline_options() asked for."""
+    return Timeouts(
+        connect=args.connect_timeout,
+        acse=args.acse_timeout,
+        dimse=args.dimse_timeout,
+        release=args.release_timeout,
+        total=args.timeout,
+    )
 
 
 def install_signals(loop: asyncio.AbstractEventLoop, handler: Callable[[int], None]) -> list[int]:

@@ -63,12 +63,15 @@ _READ_PDV_FAILED = "0006:020c DIMSE Read PDV failed"
 
 
 class _Report:
-    """The association procedure's progress, written as DCMTK's log lines."""
+    """The association procedure's progress, written as DCMTK's log lines. `phase` says
+    where a failure happened, which decides DCMTK's report for it."""
 
-    def __init__(self, log: DcmtkLogger, request: AssociateRQ) -> None:
+    def __init__(self, log: DcmtkLogger, request: AssociateRQ, *, dictionary_ok: bool) -> None:
         self.log = log
         self.request = request
         self.debug = log.is_enabled(Level.DEBUG)
+        self.dictionary_ok = dictionary_ok
+        self.phase = "associate"
 
     def _dump_ac(self, accept: AssociateAC, raw: bytes) -> None:
         if not self.debug:
@@ -94,6 +97,7 @@ class _Report:
     def association_accepted(self, accept: AssociateAC, raw: bytes, negotiated: Negotiated) -> None:
         self._dump_ac(accept, raw)
         self.log.info(f"Association Accepted (Max Send PDV: {self._max_send_pdv(negotiated)})")
+        self.phase = "echo"
 
     def _max_send_pdv(self, negotiated: Negotiated) -> int:
         # DCMTK's arithmetic (assoc.cc) for the number it reports, warnings included.
@@ -118,6 +122,8 @@ class _Report:
 
     def echo_sending(self, message_id: int) -> None:
         self.log.info(f"Sending Echo Request (MsgID {message_id})")
+        if not self.dictionary_ok:  # DCMTK fails before anything is sent
+            raise DIMSEError("data dictionary missing", code="dictionary_missing")
 
     def echo_received(self, response: EchoResponse) -> None:
         self.log.debug(
@@ -131,6 +137,7 @@ class _Report:
             self.log.debug(status_detail(extra))
 
     def releasing(self) -> None:
+        self.phase = "release"
         self.log.info("Releasing Association")
 
     def aborting(self) -> None:
@@ -391,30 +398,12 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
     now = blocking.clock()
     conn.start_connect(encode_pdu(request), now)
     conn.connection_made(now)
-    phase = ["associate"]
-
-    class _Tracking(_Report):
-        def association_accepted(
-            self, accept: AssociateAC, raw: bytes, negotiated: Negotiated
-        ) -> None:
-            super().association_accepted(accept, raw, negotiated)
-            phase[0] = "echo"
-
-        def echo_sending(self, message_id: int) -> None:
-            super().echo_sending(message_id)
-            if not dictionary_ok:  # DCMTK fails before anything is sent
-                raise DIMSEError("data dictionary missing", code="dictionary_missing")
-
-        def releasing(self) -> None:
-            phase[0] = "release"
-            super().releasing()
-
-    report = _Tracking(log, request)
+    report = _Report(log, request, dictionary_ok=dictionary_ok)
     flow = run_association(conn, request, options, timeouts, blocking.clock, observer=report)
     try:
         outcome = blocking.drive(sock, conn, flow)
     except ProbeError as exc:
-        if phase[0] == "associate" and exc.phase in ("associate", "connect"):
+        if report.phase == "associate" and exc.phase in ("associate", "connect"):
             return _association_failure(log, exc, cfg.peer, cfg.port, tls=tls_session is not None)
         return _dimse_failure(log, exc)
     return _release_failure(log, outcome)

@@ -51,8 +51,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from echoprobe.errors import NetworkError, ProbeError
 from echoprobe.fleet.histogram import LatencyHistogram
 from echoprobe.fleet.limits import effective_concurrency
-from echoprobe.net.addresses import format_address, literal_family, strip_brackets
-from echoprobe.net.client import DEFAULT_TIMEOUTS, run_echo
+from echoprobe.net.addresses import format_address, strip_brackets
+from echoprobe.net.client import DEFAULT_TIMEOUTS, resolve_host, run_echo
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.results import Outcome
@@ -1046,20 +1046,12 @@ class _Engine:
 
 
 async def _resolve(host: str, port: int, limit: float | None) -> tuple[str, int]:
-    family = literal_family(host)
-    if family is not None:
-        return strip_brackets(host), family
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(limit):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except TimeoutError as exc:
-        raise map_resolve_error(host, TimeoutError("resolution timed out")) from exc
-    except (OSError, UnicodeError) as exc:
-        raise map_resolve_error(host, exc) from exc
-    if not infos:
+    """The first address of `host` and its family (client.resolve_host's rules)."""
+    candidates = await resolve_host(asyncio.get_running_loop(), host, port, limit)
+    if not candidates:
         raise map_resolve_error(host, OSError("no address"))
-    return str(infos[0][4][0]), int(infos[0][0])
+    family, sockaddr = candidates[0]
+    return str(sockaddr[0]), int(family)
 
 
 def _check_sources(sources: Sequence[str], family: int) -> list[str]:

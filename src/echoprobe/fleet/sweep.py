@@ -1,6 +1,6 @@
 """`sweep()`: verify a fleet of peers concurrently; exactly one record per target.
 
-    async with sweep(["PACS@10.0.0.5:104", "10.0.0.6:11112"], concurrency=256) as results:
+    async with sweep(["PACS@pacs.example:104", "127.0.1.2:11112"], concurrency=256) as results:
         async for record in results:          # records stream as probes finish
             print(record.target, record.outcome)
 

@@ -105,7 +105,7 @@ def start_procedure(
     return conn, flow
 
 
-async def _resolve(
+async def resolve_host(
     loop: asyncio.AbstractEventLoop, host: str, port: int, limit: float | None
 ) -> list[tuple[int, tuple[object, ...]]]:
     family = literal_family(host)
@@ -160,7 +160,7 @@ async def run_echo(
     total_deadline = None if timeouts.total is None else start + timeouts.total
     address = format_address(host, port)
 
-    candidates = await _resolve(
+    candidates = await resolve_host(
         loop, host, port, _min(timeouts.connect, _remaining(total_deadline, start))
     )
     now = clock()
@@ -353,7 +353,7 @@ def error_detail(exc: BaseException) -> dict[str, object]:
         "host",
     ):
         value = getattr(exc, attr, None)
-        if isinstance(value, int | str | bool) and not isinstance(value, EchoResult):
+        if isinstance(value, int | str | bool):
             detail[attr] = value
     return detail
 

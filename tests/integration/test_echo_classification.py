@@ -1,5 +1,6 @@
 """`echo()` and `probe()` over real loopback sockets: every way a peer can answer, classified.
 
+Every test runs twice, with the fast path and with the association procedure alone.
 Peers: our `EchoSCP` with `Faults` (in a thread with its own loop) for the failures a real SCP
 shows, and the raw-bytes `FakeSCP` (an independent codec) for hostile bytes, trickles, floods
 and for watching what we send. Timeouts are short (0.5-1.5 s) and every timing assertion allows
@@ -36,7 +37,7 @@ from echoprobe.errors import (
     ProtocolError,
     TimeoutError_,
 )
-from echoprobe.net import blocking
+from echoprobe.net import blocking, fastpath
 from echoprobe.net.association import AssociationOutcome, run_association
 from echoprobe.net.client import echo, probe
 from echoprobe.net.server import Faults
@@ -99,6 +100,13 @@ REJECT_REASONS = [(1, 1), (1, 2), (1, 3), (1, 7), (2, 1), (2, 2), (3, 1), (3, 2)
 
 
 # --- helpers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, params=["fast-path", "procedure-only"])
+def _association_driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every scenario twice: with the fast path (the default) and with the procedure alone,
+    which the fast path hands everything unusual to and must never disagree with."""
+    monkeypatch.setattr(fastpath, "ENABLED", request.param == "fast-path")
 
 
 async def timed_failure(

@@ -57,6 +57,27 @@ def _one_pdu_template(context_id: int, max_fragment: int) -> tuple[bytes, bytes]
     return whole[:at], whole[at + 2 :]
 
 
+# The canonical C-ECHO-RQ in one P-DATA-TF with one PDV (ours and DCMTK's): the bytes before
+# the PDV's context ID, and the command around its Message ID.
+_RQ_PDU = fragment_command(echo_request_command(0), 1, len(_TEMPLATE))
+_RQ_PDU_HEAD = _RQ_PDU[:10]
+_RQ_CONTROL_AT = 11
+
+
+def canonical_echo_request(data: bytes) -> tuple[int, int] | None:
+    """`(context_id, message_id)` when `data` is exactly one P-DATA-TF holding the canonical
+    C-ECHO-RQ as one last command fragment; else None (the general decoder decides)."""
+    if (
+        len(data) == len(_RQ_PDU)
+        and data.startswith(_RQ_PDU_HEAD)
+        and data[_RQ_CONTROL_AT] == 0x03
+        and data.endswith(_SUFFIX)
+        and data[12 : 12 + _MSGID_AT] == _PREFIX
+    ):
+        return data[10], _US.unpack_from(data, 12 + _MSGID_AT)[0]
+    return None
+
+
 @value
 class EchoResponse:
     """A validated C-ECHO-RSP."""
@@ -149,6 +170,15 @@ def parse_echo_request(command: bytes) -> int:
     if not isinstance(msg_id, int):
         raise DIMSEError("C-ECHO-RQ without a Message ID", code="missing_message_id")
     return msg_id
+
+
+@lru_cache(maxsize=64)
+def success_response_pdu(context_id: int) -> tuple[bytes, bytes]:
+    """The P-DATA-TF of the canonical C-ECHO-RSP (status 0000H, one PDV on `context_id`), split
+    around the two bytes of its Message ID Being Responded To: what nearly every SCP sends."""
+    whole = fragment_command(_SUCCESS, context_id, len(_SUCCESS))
+    at = 12 + _SUCCESS_ID_AT
+    return whole[:at], whole[at + 2 :]
 
 
 def _success_elements(message_id: int) -> dict[int, CommandValue]:

@@ -25,6 +25,8 @@ from echoprobe.ul.connection import ULConnection
 if TYPE_CHECKING:
     import ssl
 
+    from echoprobe.net.fastpath import FastAssociation
+
 # A handshake that fails is reported by asyncio's own `ssl_handshake_timeout`; this outer bound
 # only guards against a loop that would not report it.
 _HANDSHAKE_GRACE = 1.0
@@ -60,7 +62,13 @@ class AssociationProtocol(asyncio.Protocol):
         "done",
     )
 
-    def __init__(self, conn: ULConnection, flow: Driver, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        conn: ULConnection,
+        flow: Driver,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future[AssociationOutcome] | None = None,
+    ) -> None:
         self._conn = conn
         self._flow = flow
         self._loop = loop
@@ -71,7 +79,9 @@ class AssociationProtocol(asyncio.Protocol):
         self._deadline_at: float | None = None
         self._socket_at: float | None = None
         self._lost_tls: Exception | None = None  # a TLS error that ended the connection
-        self.done: asyncio.Future[AssociationOutcome] = loop.create_future()
+        self.done: asyncio.Future[AssociationOutcome] = (
+            loop.create_future() if done is None else done
+        )
 
     # -- asyncio callbacks
 
@@ -124,6 +134,12 @@ class AssociationProtocol(asyncio.Protocol):
         assert transport is not None
         if wait.send:
             transport.write(wait.send)
+        self._arm(wait)
+
+    def adopt(self, transport: asyncio.BaseTransport, wait: Wait) -> None:
+        """Take over a connected transport whose procedure has already reached `wait` (its
+        bytes already written): the hand-over from the fast path."""
+        self._transport = cast(asyncio.Transport, transport)
         self._arm(wait)
 
     def _arm(self, wait: Wait) -> None:
@@ -204,7 +220,7 @@ class AssociationProtocol(asyncio.Protocol):
             self.done.cancel()
 
 
-async def wait_done(proto: AssociationProtocol) -> AssociationOutcome:
+async def wait_done(proto: AssociationProtocol | FastAssociation) -> AssociationOutcome:
     """Await the procedure once connected; abort and close on cancellation."""
     # Not shielded (a shield costs a future and two callbacks per association): cancelling the
     # task cancels `done` too, and abort_now() still aborts a procedure that was under way.
@@ -242,7 +258,7 @@ async def connect_socket(
 
 async def start_tls(
     loop: asyncio.AbstractEventLoop,
-    proto: AssociationProtocol,
+    proto: AssociationProtocol | FastAssociation,
     sock: socket.socket,
     context: ssl.SSLContext,
     *,

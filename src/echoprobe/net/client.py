@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from functools import lru_cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -23,17 +22,16 @@ from echoprobe.errors import (
     EchoStatusError,
     ProbeError,
 )
+from echoprobe.net import fastpath
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.aio import AssociationProtocol, Deadline, connect_socket, start_tls, wait_done
-from echoprobe.net.association import AssociationOutcome, Driver, Observer, run_association
+from echoprobe.net.association import AssociationOutcome, Observer
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.net.fastpath import FastAssociation
+from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.results import EchoResult, Outcome, PeerInfo, ProbeResult
-from echoprobe.ul.codec import encode_pdu
-from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.constants import IMPLICIT_VR_LITTLE_ENDIAN
-from echoprobe.ul.negotiation import build_request
-from echoprobe.ul.pdu import AssociateRQ
 
 if TYPE_CHECKING:
     import ssl
@@ -53,19 +51,6 @@ def _probe_options(
     )
 
 
-@lru_cache(maxsize=256)
-def _request(options: AssociationOptions) -> tuple[AssociateRQ, bytes]:
-    """The request for these options and its bytes: encoded once, reused by every probe."""
-    rq = build_request(
-        calling_ae=options.calling_ae,
-        called_ae=options.called_ae,
-        num_contexts=options.contexts,
-        transfer_syntaxes=options.transfer_syntaxes,
-        max_pdu=options.max_pdu,
-    )
-    return rq, encode_pdu(rq)
-
-
 def _remaining(deadline: float | None, now: float) -> float | None:
     return None if deadline is None else max(deadline - now, 0.0)
 
@@ -73,36 +58,6 @@ def _remaining(deadline: float | None, now: float) -> float | None:
 def _min(*values: float | None) -> float | None:
     present = [v for v in values if v is not None]
     return min(present) if present else None
-
-
-def start_procedure(
-    options: AssociationOptions,
-    timeouts: Timeouts,
-    clock: Callable[[], float],
-    now: float,
-    total_deadline: float | None,
-    *,
-    observer: Observer | None,
-    timings: dict[str, float],
-) -> tuple[ULConnection, Driver]:
-    """A requestor ULConnection with the request queued, and the association procedure to
-    drive over it: what every driver does before it connects."""
-    rq, rq_bytes = _request(options)
-    conn = ULConnection(
-        Role.REQUESTOR, max_receive_pdu=options.max_pdu, artim_timeout=timeouts.release or 10.0
-    )
-    conn.start_connect(rq_bytes, now)
-    flow = run_association(
-        conn,
-        rq,
-        options,
-        timeouts,
-        clock,
-        total_deadline=total_deadline,
-        observer=observer,
-        timings=timings,
-    )
-    return conn, flow
 
 
 async def resolve_host(
@@ -166,10 +121,14 @@ async def run_echo(
     now = clock()
     timings["resolve"] = (now - start) * 1000.0
 
-    conn, flow = start_procedure(
-        options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
-    )
-    proto = AssociationProtocol(conn, flow, loop)
+    proto: AssociationProtocol | FastAssociation
+    if observer is None and fastpath.usable(options, timeouts):
+        proto = FastAssociation(options, timeouts, loop, timings, total_deadline)
+    else:
+        conn, flow = start_procedure(
+            options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
+        )
+        proto = AssociationProtocol(conn, flow, loop)
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
     last_error: ProbeError | None = None
     context, server_hostname = (None, None) if tls is None else _tls_settings(tls, host)

@@ -35,8 +35,9 @@ from echoprobe.net.association import (
     TimedOut,
     Wait,
 )
-from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining, start_procedure
+from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.connection import ULConnection
 

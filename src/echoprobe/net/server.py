@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from echoprobe._values import replace
-from echoprobe.dimse.echo import echo_response_command, parse_echo_request
+from echoprobe.dimse.echo import canonical_echo_request, echo_response_command, parse_echo_request
 from echoprobe.dimse.fragment import Reassembler, fragment_command
 from echoprobe.errors import DIMSEError, RemoteProtocolError
 from echoprobe.net.addresses import format_address, strip_brackets
@@ -57,7 +57,7 @@ from echoprobe.ul.negotiation import (
     check_request,
     effective_send_pdu,
 )
-from echoprobe.ul.pdu import Abort, AssociateRJ, ae_text
+from echoprobe.ul.pdu import Abort, AssociateRJ, ReleaseRP, ReleaseRQ, ae_text
 
 if TYPE_CHECKING:
     import ssl
@@ -72,6 +72,8 @@ PHASES: Final = ("connect", "associate", "echo", "release")
 ("associate"), on each C-ECHO-RQ ("echo"), on the A-RELEASE-RQ ("release")."""
 
 _A_RELEASE_RQ_TYPE: Final = 0x05
+_RELEASE_RQ: Final = encode_pdu(ReleaseRQ())
+_RELEASE_RP: Final = encode_pdu(ReleaseRP())
 _AC_CACHE_MAX: Final = 512  # distinct A-ASSOCIATE-RQs remembered (each ≤ _AC_CACHE_RQ_MAX)
 _AC_CACHE_RQ_MAX: Final = 4096
 _SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try when one is taken
@@ -241,6 +243,8 @@ class _Listener:
     port: int
     faults: Faults = _NO_FAULTS
     policy: AcceptorPolicy = field(default_factory=AcceptorPolicy)
+    # Whole A-ASSOCIATE-RQ bytes → the answer, for requests this listener has accepted.
+    accepted: dict[bytes, tuple[bytes, frozenset[int], int]] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1024)
@@ -257,13 +261,27 @@ def _echo_rq_message_id(command: bytes) -> int:
     return parse_echo_request(command)
 
 
+# The shortcut's stages (see `_SCPProtocol._shortcut`).
+_AWAIT_RQ, _ASSOCIATED, _RELEASED = range(3)
+_LISTENER_CACHE_MAX = 64
+
+
 class _SCPProtocol(asyncio.Protocol):
+    """One connection. A healthy listener's usual conversation (a request seen before, each
+    in one read; canonical C-ECHO-RQs; A-RELEASE-RQ) is answered by `_shortcut` from cached
+    bytes; anything else first brings the `ULConnection` to the same state through its own
+    primitives (`_leave_shortcut`), and the state machine takes it from there."""
+
     __slots__ = (
+        "_ac_bytes",
+        "_accepted_ids",
         "_associated",
         "_collide",
         "_conn",
         "_end_at",
         "_ending",
+        "_fast",
+        "_fast_stage",
         "_faults",
         "_faulty",
         "_held",
@@ -274,6 +292,8 @@ class _SCPProtocol(asyncio.Protocol):
         "_loop",
         "_max_fragment",
         "_reassembler",
+        "_released_at",
+        "_rq_raw",
         "_scp",
         "_silent",
         "_transport",
@@ -304,6 +324,11 @@ class _SCPProtocol(asyncio.Protocol):
         self._hold_timer: asyncio.TimerHandle | None = None
         self._trickle_buf: bytearray | None = None
         self._trickle_timer: asyncio.TimerHandle | None = None
+        self._fast = not self._faulty and not scp._faults_by_ae
+        self._fast_stage = _AWAIT_RQ
+        self._rq_raw = self._ac_bytes = b""
+        self._accepted_ids: frozenset[int] = frozenset()
+        self._released_at = 0.0
 
     # -- asyncio callbacks
 
@@ -320,6 +345,8 @@ class _SCPProtocol(asyncio.Protocol):
             self._act("connect", _nothing)
 
     def data_received(self, data: bytes) -> None:
+        if self._fast and self._shortcut(data):
+            return
         if self._held is not None:
             self._held.append(data)
             return
@@ -334,6 +361,11 @@ class _SCPProtocol(asyncio.Protocol):
         self._pump()
 
     def eof_received(self) -> bool:
+        if self._fast:
+            if self._fast_stage == _RELEASED:
+                # The usual end: the requestor closes after our A-RELEASE-RP (AR-5, Sta1).
+                return False
+            self._leave_shortcut()
         if self._held is not None:
             self._held.append(b"")
             return True  # keep the transport until the delayed answer went out
@@ -353,6 +385,78 @@ class _SCPProtocol(asyncio.Protocol):
         if self._associated:
             self._associated = False
             scp._associated -= 1
+
+    # -- the usual conversation, from cached bytes
+
+    def _shortcut(self, data: bytes) -> bool:
+        """Answer `data` if it is the usual next PDU, whole; False hands it to the machinery."""
+        stage = self._fast_stage
+        transport = self._transport
+        scp = self._scp
+        if transport is None or transport.is_closing():
+            return False
+        if stage == _ASSOCIATED:
+            now = self._loop.time()
+            if data == _RELEASE_RQ:
+                scp.counters.releases += 1
+                transport.write(_RELEASE_RP)
+                self._fast_stage = _RELEASED
+                self._released_at = now
+                return True
+            request = canonical_echo_request(data)
+            if request is None or request[0] not in self._accepted_ids:
+                return self._leave_shortcut()
+            context_id, message_id = request
+            self._idle_at = now + self._idle_timeout
+            f = self._faults
+            scp.counters.echoes += 1
+            transport.write(
+                _echo_rsp_pdus(
+                    message_id, f.status, f.error_comment, context_id, self._max_fragment
+                )
+            )
+            return True
+        if stage == _AWAIT_RQ:
+            answer = self._listener.accepted.get(data)
+            limit = scp.max_associations
+            if answer is None or (limit is not None and scp._associated >= limit):
+                return self._leave_shortcut()
+            self._rq_raw = data
+            self._idle_at = self._loop.time() + self._idle_timeout
+            self._ac_bytes, self._accepted_ids, self._max_fragment = answer
+            self._reassembler = Reassembler(self._accepted_ids)
+            self._count_association()
+            transport.write(self._ac_bytes)
+            self._fast_stage = _ASSOCIATED
+            return True
+        return self._leave_shortcut()  # after the release: the machinery ignores or aborts
+
+    def _leave_shortcut(self) -> bool:
+        """Bring the ULConnection to where the shortcut got (its bytes already written),
+        through the state machine's own primitives; from now on it handles everything."""
+        if not self._fast:
+            return False
+        self._fast = False
+        conn = self._conn
+        stage = self._fast_stage
+        if stage >= _ASSOCIATED:
+            conn.receive_data(self._rq_raw, self._loop.time())
+            conn.next_event()  # the AssociationRequested the shortcut answered
+            conn.accept(self._ac_bytes)
+        if stage == _RELEASED:
+            conn.receive_data(_RELEASE_RQ, self._released_at)
+            conn.next_event()  # the ReleaseRequested the shortcut answered
+            conn.respond_release(self._released_at)  # ARTIM runs from the real RP
+        conn.data_to_send()  # written already
+        return False
+
+    def _count_association(self) -> None:
+        scp = self._scp
+        counters = scp.counters
+        self._associated = True
+        scp._associated += 1
+        counters.associations += 1
+        counters.peak_associations = max(counters.peak_associations, scp._associated)
 
     # -- the SCP's side of the dialogue
 
@@ -467,11 +571,14 @@ class _SCPProtocol(asyncio.Protocol):
                 scp._ac_cache[key] = answer
         ac_bytes, accepted, self._max_fragment = answer
         self._reassembler = Reassembler(accepted)
-        self._associated = True
-        scp._associated += 1
-        counters.associations += 1
-        counters.peak_associations = max(counters.peak_associations, scp._associated)
+        self._count_association()
         self._conn.accept(ac_bytes)
+        if not self._faulty and not scp._faults_by_ae and len(event.raw) <= _AC_CACHE_RQ_MAX:
+            # Accepted as a healthy listener's: the next identical request takes the shortcut.
+            remembered = self._listener.accepted
+            if len(remembered) >= _LISTENER_CACHE_MAX:
+                remembered.clear()
+            remembered[event.raw] = answer
 
     def _on_data(self, event: DataReceived) -> None:
         reassembler = self._reassembler
@@ -585,6 +692,12 @@ class _SCPProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing() or self._held is not None:
             return  # a delay on purpose is bounded by its own timer
+        if self._fast and self._fast_stage != _AWAIT_RQ:
+            # The ULConnection has not seen the shortcut's PDUs: its timer is stale.
+            ended = self._released_at + self._scp.artim_timeout
+            if now < self._idle_at and (self._fast_stage == _ASSOCIATED or now < ended):
+                return
+            self._leave_shortcut()
         if self._ending:
             if now >= self._end_at:
                 transport.close()
@@ -602,6 +715,7 @@ class _SCPProtocol(asyncio.Protocol):
 
     def _abort_and_close(self) -> None:
         """A-ABORT (source 0) when associated, then close: shutdown and the idle bound."""
+        self._leave_shortcut()
         conn = self._conn
         if conn.state not in (State.STA1, State.STA2, State.STA13) and not self._silent:
             conn.abort(self._loop.time())

@@ -374,10 +374,16 @@ def _decode_fixed(pdu_type: int, body: bytes) -> PDU:
 
 
 @lru_cache(maxsize=64)
-def _decode_accept_cached(body: bytes) -> AssociateRQ | AssociateAC:
-    # An SCP answers the same request with the same bytes, and the decoded value is immutable:
-    # a sweep or load test decodes each distinct A-ASSOCIATE-AC once. Errors are not cached.
-    return _decode_associate(PDUType.A_ASSOCIATE_AC, body)
+def _decode_associate_cached(pdu_type: int, body: bytes) -> AssociateRQ | AssociateAC:
+    # An SCP answers the same request with the same bytes, a client sends the same request
+    # every time, and the decoded values are immutable: a sweep or load test decodes each
+    # distinct A-ASSOCIATE-AC, and an SCP under load each distinct A-ASSOCIATE-RQ, once.
+    # Errors are not cached.
+    return _decode_associate(pdu_type, body)
+
+
+# Larger request bodies (up to 1 MiB is accepted) are decoded every time rather than kept.
+_CACHED_RQ_BODY_MAX = 16 << 10
 
 
 def decode_pdu(pdu_type: int, body: bytes) -> PDU:
@@ -386,8 +392,10 @@ def decode_pdu(pdu_type: int, body: bytes) -> PDU:
         if pdu_type == PDUType.P_DATA_TF:
             return decode_pdata(body)
         if pdu_type == PDUType.A_ASSOCIATE_AC:
-            return _decode_accept_cached(body)
+            return _decode_associate_cached(pdu_type, body)
         if pdu_type == PDUType.A_ASSOCIATE_RQ:
+            if len(body) <= _CACHED_RQ_BODY_MAX:
+                return _decode_associate_cached(pdu_type, body)
             return _decode_associate(pdu_type, body)
         if pdu_type in (
             PDUType.A_ASSOCIATE_RJ,

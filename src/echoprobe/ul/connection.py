@@ -146,21 +146,32 @@ class ULConnection:
         if self._input_ended():
             return
         framer = self._framer
+        frame = framer.whole(data)
+        if frame is not None:
+            self._arrived(*frame)
+            return
         framer.feed(data)
         while not self._input_ended():
             try:
                 frame = framer.next_pdu()
-                if frame is None:
-                    return
-                pdu_type, body = frame
-                pdu = decode_pdu(pdu_type, body)
             except RemoteProtocolError as exc:
                 self._closed_input = True
                 self._dispatch(Event.EVT19, exc)
                 return
-            if pdu_type <= 0x02:
-                self._raw_associate = _HEADER.pack(pdu_type, 0, len(body)) + body
-            self._dispatch(_PDU_EVENT[pdu_type], pdu)
+            if frame is None:
+                return
+            self._arrived(*frame)
+
+    def _arrived(self, pdu_type: int, body: bytes) -> None:
+        try:
+            pdu = decode_pdu(pdu_type, body)
+        except RemoteProtocolError as exc:
+            self._closed_input = True
+            self._dispatch(Event.EVT19, exc)
+            return
+        if pdu_type <= 0x02:
+            self._raw_associate = _HEADER.pack(pdu_type, 0, len(body)) + body
+        self._dispatch(_PDU_EVENT[pdu_type], pdu)
 
     def _input_ended(self) -> bool:
         # After a framing error nothing more is trusted. In Sta1 nothing counts: a PDU that

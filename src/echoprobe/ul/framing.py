@@ -68,6 +68,22 @@ class Framer:
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
+    def whole(self, data: bytes) -> tuple[int, bytes] | None:
+        """`(pdu_type, body)` when nothing is buffered and `data` is exactly one acceptable
+        PDU (the usual read), without copying it through the buffer; else None, and the caller
+        feeds `data` (any error is then raised by `next_pdu`, with its offset)."""
+        if self._buffer or len(data) < 6:
+            return None
+        pdu_type, _, length = _HEADER.unpack_from(data, 0)
+        if len(data) != 6 + length or not 0x01 <= pdu_type <= 0x07:
+            return None
+        if pdu_type in _FIXED_TYPES:
+            if length != 4:
+                return None
+        elif length > self._limits.limit_for(pdu_type):
+            return None
+        return pdu_type, data[6:]
+
     def next_pdu(self) -> tuple[int, bytes] | None:
         """The next whole PDU, or None when more bytes are needed. Raises RemoteProtocolError."""
         buf = self._buffer

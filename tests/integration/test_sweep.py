@@ -347,3 +347,68 @@ async def test_nofile_cap_is_reported() -> None:
         assert limit.effective == limit.nofile_soft - limit.reserve
         assert limit.capped
         assert "capped" in limit.describe()
+
+
+async def test_a_busy_host_does_not_hold_workers_from_other_hosts() -> None:
+    # Two workers, one host with five targets (each probe 0.2 s, one at a time), then five
+    # other hosts: the other hosts must not wait behind the busy one's queue.
+    finished: list[str] = []
+
+    async def slow_on_one_host(host: str, port: int = 104, **kw: Any) -> ProbeResult:
+        await asyncio.sleep(0.2 if host == "127.0.1.1" else 0.01)
+        finished.append(host)
+        return ProbeResult(
+            target=kw.get("target") or host,
+            host=host,
+            port=port,
+            called_ae=kw["called_ae"],
+            calling_ae=kw["calling_ae"],
+            outcome=Outcome.SUCCESS,
+        )
+
+    busy = [f"AE{i}@127.0.1.1:104" for i in range(5)]
+    others = [f"127.0.1.{i}:104" for i in range(2, 7)]
+    async with sweep(
+        busy + others, concurrency=2, per_host=1, probe_fn=slow_on_one_host
+    ) as results:
+        records = await _collect(results)
+    assert len(records) == 10
+    assert all(r.outcome is Outcome.SUCCESS for r in records)
+    # The other hosts are done before the busy host's second probe ends.
+    assert finished.index("127.0.1.6") < [i for i, h in enumerate(finished) if h == "127.0.1.1"][1]
+    assert finished.count("127.0.1.1") == 5
+
+
+async def test_stop_gives_targets_waiting_for_their_host_a_record() -> None:
+    async with scp_fleet({"silent": 1}) as fleet:
+        target = fleet.targets["silent"][0]
+        targets = [f"AE{i}@{target}" for i in range(6)]
+        async with sweep(targets, per_host=1, timeouts=Timeouts(acse=20)) as results:
+            await _until(lambda: results.stats.in_flight == 1 and results.stats.taken == 6)
+            results.stop()
+            records = await _collect(results)
+    assert Counter(r.outcome for r in records) == Counter(
+        {Outcome.CANCELLED: 1, Outcome.NOT_STARTED: 5}
+    )
+
+
+async def test_a_name_with_several_addresses_tries_the_next_after_a_refusal() -> None:
+    async with scp_fleet({"healthy": 1}) as fleet:
+        address, port = fleet.targets["healthy"][0].rsplit(":", 1)
+        dead = "127.0.1.250"  # no listener there on that port
+
+        async def resolver(host: str, _port: int) -> list[str]:
+            return {"pacs.example": [dead, address], "gone.example": [dead, dead]}[host]
+
+        targets = [f"pacs.example:{port}", f"gone.example:{port}"]
+        async with sweep(targets, resolver=resolver, timeouts=FAST) as results:
+            records = await _collect(results)
+    index = {r.host: r for r in records}
+    found = index["pacs.example"]
+    assert found.outcome is Outcome.SUCCESS
+    assert found.detail["addresses_tried"] == [dead, address]
+    assert found.host == "pacs.example"
+    assert found.timings_ms["total"] >= found.timings_ms["connect"]
+    gone = index["gone.example"]
+    assert gone.outcome is Outcome.CONNECTION_REFUSED
+    assert gone.detail["addresses_tried"] == [dead, dead]

@@ -106,6 +106,13 @@ class HostLimiter:
     def limit(self) -> int | None:
         return self._limit
 
+    def full(self, key: str) -> bool:
+        """Whether a probe of this host would have to wait for a slot now."""
+        if self._limit is None:
+            return False
+        entry = self._slots.get(key)
+        return entry is not None and entry[1][0] >= self._limit
+
     def busy(self, key: str) -> int:
         """Probes holding or waiting for a slot of this host."""
         entry = self._slots.get(key)

@@ -15,6 +15,12 @@ Rules (docs/robustness.md §4, "nothing lost"):
   through a bounded queue: a slow consumer slows the sweep instead of filling memory.
 - Limits, in the order a probe meets them: name resolution (concurrent, bounded, cached,
   failures cached too), the per-host limit (keyed by address), the rate limiter, then the probe.
+  A target whose host is at its limit is set aside without holding a worker; the worker that
+  frees a slot of that host takes it next, so one busy archive with many AE titles does not
+  stall the rest of the fleet.
+- A name with several addresses is probed at the first; after a refused or failed connect,
+  at the next ones (as a client given the name does), within the target's deadline; the
+  record then lists `detail["addresses_tried"]`.
 - `probe()` never raises for a peer's failure; a guard deadline a little beyond the probe's
   own catches a probe that overruns (recorded as `deadline_exceeded`, logged as a bug).
 - Cancellation: `stop()` cancels only tasks inside a probe or waiting for a slot; the driver
@@ -30,7 +36,7 @@ import hashlib
 import logging
 import socket
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import (
     AsyncIterable,
     AsyncIterator,
@@ -253,6 +259,12 @@ class _Job:
     began: float = field(default_factory=perf_counter)
     resolve_ms: float | None = None
     probing: bool = False
+    # Once resolved: the target's timeouts, its addresses (best first) and the per-host key.
+    timeouts: Timeouts | None = None
+    addresses: tuple[str, ...] = ()
+    resolved_at: float = 0.0
+    host_key: str | None = None
+    parked: bool = False  # waited for its host without holding a worker
 
 
 class _Sweep:
@@ -305,6 +317,9 @@ class _Sweep:
         self._stopping = False
         self._drain = True
         self._active: dict[asyncio.Task[Any], _Job] = {}
+        # Jobs whose host was at its per-host limit, by host key: the worker that frees a
+        # slot of that host runs the next one, so no worker sits waiting for a busy host.
+        self._parked: dict[str, deque[_Job]] = {}
         self._cancelled_by_us: set[asyncio.Task[Any]] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._supervisor: asyncio.Task[None] | None = None
@@ -393,18 +408,51 @@ class _Sweep:
             return InvalidTarget("", f"reading targets failed: {type(exc).__name__}: {exc}")
 
     async def _worker(self) -> None:
+        follow: _Job | None = None
         while True:
-            item = await self._next_item()
-            if item is _END:
-                return
-            try:
-                record = await self._handle(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bug outside a probe: still exactly one record
-                record = self._internal_error(item, exc)
+            job: _Job | None = None
+            if follow is not None:
+                job, follow = follow, None
+                record = await self._run(job)
+            else:
+                item = await self._next_item()
+                if item is _END:
+                    return
+                try:
+                    prepared = self._prepare(item)
+                    if isinstance(prepared, _Job):
+                        job = prepared
+                        record = await self._run(job)
+                    else:
+                        record = prepared
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # a bug outside a probe: still exactly one record
+                    record = self._internal_error(item, exc)
             if record is not None:
                 await self._emit(record)
+            if job is not None and job.host_key is not None:
+                follow = self._unpark(job.host_key)
+
+    def _park(self, key: str, job: _Job) -> None:
+        waiting = self._parked.get(key)
+        if waiting is None:
+            waiting = self._parked[key] = deque()
+        if job.parked:
+            waiting.appendleft(job)  # parked again: it keeps its turn
+        else:
+            job.parked = True
+            waiting.append(job)
+
+    def _unpark(self, key: str) -> _Job | None:
+        """The next job waiting for host `key`, once a slot of it is free."""
+        waiting = self._parked.get(key)
+        if not waiting or self._hosts.full(key):
+            return None
+        job = waiting.popleft()
+        if not waiting:
+            del self._parked[key]
+        return job
 
     async def _emit(self, record: ProbeResult) -> None:
         stats = self.stats
@@ -414,7 +462,9 @@ class _Sweep:
             stats.internal_errors += 1
         await self.queue.put(record)
 
-    async def _handle(self, item: object) -> ProbeResult | None:
+    def _prepare(self, item: object) -> ProbeResult | _Job | None:
+        """A record for what needs no probe (invalid, not started), None for a duplicate,
+        else the job to run."""
         self.stats.taken += 1
         target = coerce_target(item)
         if isinstance(target, InvalidTarget):
@@ -435,7 +485,7 @@ class _Sweep:
                 "(+tls KEY CERT or +tla, with +cf CA files)",
                 detail={"source": target.source} if target.source else {},
             )
-        return await self._run(target)
+        return _Job(target)
 
     def _duplicate(self, target: Target) -> None:
         stats = self.stats
@@ -445,10 +495,11 @@ class _Sweep:
             stats.duplicate_examples.append(label)
         logger.info("duplicate target %s (%s) skipped", label, target.source or "argument")
 
-    async def _run(self, target: Target) -> ProbeResult:
+    async def _run(self, job: _Job) -> ProbeResult | None:
+        """The job's record, or None when it was parked to wait for its host."""
+        target = job.target
         task = asyncio.current_task()
         assert task is not None
-        job = _Job(target)
         self._active[task] = job
         try:
             return await self._attempt(job)
@@ -466,51 +517,72 @@ class _Sweep:
                 self._cancelled_by_us.discard(task)
                 task.uncancel()
 
-    async def _attempt(self, job: _Job) -> ProbeResult:
+    async def _attempt(self, job: _Job) -> ProbeResult | None:
         target = job.target
-        timeouts = target.timeouts.apply(self._timeouts)
-        try:
-            addresses = await self._resolver.resolve(
-                target.host, target.port, _least(timeouts.connect, timeouts.total)
-            )
-        except DNSError as exc:
-            elapsed = (perf_counter() - job.began) * 1000.0
-            return self._record(
-                target,
-                Outcome.DNS_ERROR,
-                error=str(exc),
-                phase="resolve",
-                detail={"host": exc.host, "reason": exc.reason},
-                timings={"resolve": elapsed, "total": elapsed},
-            )
-        resolved_at = perf_counter()
-        job.resolve_ms = (resolved_at - job.began) * 1000.0
-        address = addresses[0]
-        async with self._hosts.slot(address):
+        if job.timeouts is None:
+            timeouts = job.timeouts = target.timeouts.apply(self._timeouts)
+            try:
+                job.addresses = await self._resolver.resolve(
+                    target.host, target.port, _least(timeouts.connect, timeouts.total)
+                )
+            except DNSError as exc:
+                elapsed = (perf_counter() - job.began) * 1000.0
+                return self._record(
+                    target,
+                    Outcome.DNS_ERROR,
+                    error=str(exc),
+                    phase="resolve",
+                    detail={"host": exc.host, "reason": exc.reason},
+                    timings={"resolve": elapsed, "total": elapsed},
+                )
+            job.resolved_at = perf_counter()
+            job.resolve_ms = (job.resolved_at - job.began) * 1000.0
+            job.host_key = job.addresses[0]
+        elif self._stopping:
+            return self._cancelled(job)  # it waited for its host: never started
+        key = job.host_key
+        assert key is not None
+        assert job.resolve_ms is not None
+        if self._hosts.full(key):
+            self._park(key, job)
+            return None
+        async with self._hosts.slot(key):
             if self._rate is not None:
                 await self._rate.wait()
             job.probing = True
             self.stats.started += 1
             self.stats.in_flight += 1
-            probe_timeouts = timeouts
-            if timeouts.total is not None:
-                remaining = timeouts.total - (resolved_at - job.began)
-                if remaining <= 0:
-                    return self._record(
-                        target,
-                        Outcome.DEADLINE_EXCEEDED,
-                        error="the target's deadline passed while resolving its name",
-                        phase="resolve",
-                        detail={"timer": "deadline"},
-                        timings={"resolve": job.resolve_ms, "total": job.resolve_ms},
-                    )
-                probe_timeouts = replace(timeouts, total=remaining)
+            return await self._probe_addresses(job)
+
+    async def _probe_addresses(self, job: _Job) -> ProbeResult:
+        """Probe the target's first address; after a failed connect, the next ones (like a
+        client given the name would), within what remains of the target's deadline."""
+        target = job.target
+        timeouts = job.timeouts
+        assert timeouts is not None
+        assert job.resolve_ms is not None
+        probe_timeouts = timeouts
+        if timeouts.total is not None:
+            remaining = timeouts.total - (job.resolved_at - job.began)
+            if remaining <= 0:
+                return self._record(
+                    target,
+                    Outcome.DEADLINE_EXCEEDED,
+                    error="the target's deadline passed while resolving its name",
+                    phase="resolve",
+                    detail={"timer": "deadline"},
+                    timings={"resolve": job.resolve_ms, "total": job.resolve_ms},
+                )
+            probe_timeouts = replace(timeouts, total=remaining)
+        # TLS only where asked (the target's `tls` flag, or every target with tls_all), and
+        # only passed when used, so a test's probe_fn need not know the keyword.
+        extra: dict[str, Any] = {}
+        if self._tls is not None and (target.tls or self._tls_all):
+            extra["tls"] = self._tls
+        addresses = job.addresses
+        earlier_ms = 0.0
+        for index, address in enumerate(addresses):
             guard = _guard(probe_timeouts, self._repeat)
-            # TLS only where asked (the target's `tls` flag, or every target with tls_all),
-            # and only passed when used, so a test's probe_fn need not know the keyword.
-            extra: dict[str, Any] = {}
-            if self._tls is not None and (target.tls or self._tls_all):
-                extra["tls"] = self._tls
             probe_started = perf_counter()
             try:
                 with Deadline(asyncio.get_running_loop(), guard) as scope:
@@ -531,7 +603,7 @@ class _Sweep:
                 if not scope.expired:
                     raise
                 logger.error("probe of %s overran its deadline by %ss", target.label(), GUARD_GRACE)
-                waited = (perf_counter() - probe_started) * 1000.0
+                waited = earlier_ms + (perf_counter() - probe_started) * 1000.0
                 return self._record(
                     target,
                     Outcome.DEADLINE_EXCEEDED,
@@ -539,19 +611,44 @@ class _Sweep:
                     detail={"timer": "sweep_guard"},
                     timings={"resolve": job.resolve_ms, "total": job.resolve_ms + waited},
                 )
-        return self._finish(target, result, job.resolve_ms)
+            if (
+                index + 1 == len(addresses)
+                or result.phase != "connect"
+                or result.outcome not in _NEXT_ADDRESS_AFTER
+            ):
+                break
+            spent = perf_counter() - probe_started
+            earlier_ms += spent * 1000.0
+            if probe_timeouts.total is not None:
+                if probe_timeouts.total - spent <= 0:
+                    break
+                probe_timeouts = replace(probe_timeouts, total=probe_timeouts.total - spent)
+        tried = addresses[: index + 1] if index else ()
+        return self._finish(target, result, job.resolve_ms, earlier_ms=earlier_ms, tried=tried)
 
     # -- records
 
-    def _finish(self, target: Target, result: ProbeResult, resolve_ms: float) -> ProbeResult:
-        """The probe's record with the target's own host name and our resolution time."""
+    def _finish(
+        self,
+        target: Target,
+        result: ProbeResult,
+        resolve_ms: float,
+        *,
+        earlier_ms: float = 0.0,
+        tried: tuple[str, ...] = (),
+    ) -> ProbeResult:
+        """The probe's record with the target's own host name and our resolution time (and,
+        when several addresses were tried, the time of the earlier attempts and the list)."""
         probe_ms = result.timings_ms
         timings = {"resolve": round(resolve_ms, 3)}
         # probe() lists its phases in order; anything else it adds follows them, total last.
         for key, value in probe_ms.items():
             if key not in {"resolve", "total"}:
                 timings[key] = value
-        timings["total"] = round(resolve_ms + probe_ms.get("total", 0.0), 3)
+        timings["total"] = round(resolve_ms + earlier_ms + probe_ms.get("total", 0.0), 3)
+        detail = result.detail
+        if tried:
+            detail = {**detail, "addresses_tried": list(tried)}
         # Not replace(): this runs once per target and a direct copy costs a fraction.
         return ProbeResult(
             target=result.target,
@@ -561,7 +658,7 @@ class _Sweep:
             calling_ae=result.calling_ae,
             outcome=result.outcome,
             status=result.status,
-            detail=result.detail,
+            detail=detail,
             timings_ms=timings,
             peer=result.peer,
             error=result.error,
@@ -655,6 +752,11 @@ class _Sweep:
             detail=detail,
             error=error,
         )
+
+
+# Connect failures after which the next address of a name is tried (as a client given the
+# name does); a connect timeout is not among them: it already spent the connect timeout.
+_NEXT_ADDRESS_AFTER: Final = frozenset((Outcome.CONNECTION_REFUSED, Outcome.CONNECTION_LOST))
 
 
 def _least(*values: float | None) -> float | None:

@@ -13,8 +13,6 @@ from functools import lru_cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-import sniffio
-
 from echoprobe.errors import (
     ConnectTimeout,
     DeadlineExceeded,
@@ -42,12 +40,26 @@ DEFAULT_TIMEOUTS = Timeouts()
 
 
 @lru_cache(maxsize=256)
-def _probe_options(
-    calling_ae: str, called_ae: str, max_pdu: int, repeat: int
+def _options(
+    calling_ae: str,
+    called_ae: str,
+    max_pdu: int,
+    repeat: int,
+    *,
+    transfer_syntaxes: tuple[str, ...] = (IMPLICIT_VR_LITTLE_ENDIAN,),
+    contexts: int = 1,
+    release: bool = True,
 ) -> AssociationOptions:
-    # A sweep probes thousands of targets with the same few option sets: validate each once.
+    # Sweeps and load tests run thousands of associations with the same few option sets:
+    # validate each once, and hand the same object to the request and fast-path caches.
     return AssociationOptions(
-        calling_ae=calling_ae, called_ae=called_ae, max_pdu=max_pdu, repeat=repeat
+        calling_ae=calling_ae,
+        called_ae=called_ae,
+        max_pdu=max_pdu,
+        transfer_syntaxes=transfer_syntaxes,
+        contexts=contexts,
+        repeat=repeat,
+        release=release,
     )
 
 
@@ -91,11 +103,13 @@ async def run_echo(
     """Resolve, connect and run the association; `timings`/`peer` are filled as it goes, so a
     caller keeps partial facts when it fails. With `tls`, the TLS handshake follows the
     connection under `Timeouts.tls` and `peer` receives the `PeerInfo.tls_*` facts."""
-    if tls is not None and sniffio.current_async_library() != "asyncio":
-        raise EchoprobeError("TLS is only available on asyncio (and uvloop) for now")
-    if sniffio.current_async_library() != "asyncio":
-        # trio (or another anyio backend): the portable driver, imported here because it
-        # imports this module, and so that the asyncio path never imports anyio.
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio, or another anyio backend
+        if tls is not None:
+            raise EchoprobeError("TLS is only available on asyncio (and uvloop) for now") from None
+        # The portable driver, imported here because it imports this module, and so that the
+        # asyncio path never imports anyio.
         from echoprobe.net.portable import run_echo_portable  # noqa: PLC0415 - avoids a cycle
 
         return await run_echo_portable(
@@ -108,7 +122,6 @@ async def run_echo(
             peer=peer,
             local_address=local_address,
         )
-    loop = asyncio.get_running_loop()
     clock = perf_counter
     timings = {} if timings is None else timings
     start = clock()
@@ -222,13 +235,13 @@ async def echo(
     `EchoStatusError` when a reply has a non-success status (its `.result` holds the replies).
     `tls`: DICOM over TLS (a `net.tls.TLSConfig`, or a ready-made client `ssl.SSLContext`).
     """
-    options = AssociationOptions(
-        calling_ae=calling_ae,
-        called_ae=called_ae,
-        max_pdu=max_pdu,
+    options = _options(
+        calling_ae,
+        called_ae,
+        max_pdu,
+        repeat,
         transfer_syntaxes=tuple(transfer_syntaxes),
         contexts=contexts,
-        repeat=repeat,
         release=release,
     )
     start = perf_counter()
@@ -335,7 +348,7 @@ async def probe(
     """Verify a peer and return one `ProbeResult`; never raises for the peer's failure.
 
     Cancellation still propagates (the caller decides how to record it)."""
-    options = _probe_options(calling_ae, called_ae, max_pdu, repeat)
+    options = _options(calling_ae, called_ae, max_pdu, repeat)
     start = perf_counter()
     timings: dict[str, float] = {}
     peer_facts: dict[str, object] = {}

@@ -74,6 +74,16 @@ def w1_table(w1: JSON) -> list[str]:
             f"| {_spread(cell['cpu_us'])} | {rss} | {_scp(cell['scp_cpu_pct'])} "
             f"| {_others(cell)} | {_errors(cell)} | {fmt_ratio(ratio(ours, _med(cell['rate'])))} |"
         )
+    for c in (1, 64):
+        share = ratio(
+            _med(cells.get(f"echoprobe_c{c}", {}).get("rate")),
+            _med(cells.get(f"raw_c{c}", {}).get("rate")),
+        )
+        if share is not None:
+            lines += [
+                "",
+                f"At concurrency {c} echoprobe reaches {share:.0%} of the raw-bytes limit.",
+            ]
     return lines
 
 

@@ -1,9 +1,10 @@
 """W1: associations per second, one C-ECHO each, at concurrency 1 and 64.
 
-echoprobe (`echo()` on uvloop), pynetdicom in-process (one thread per concurrent association,
-`maximum_associations` raised), DCMTK `echoscu` as one process per association, with Nagle
-(its default) and with `TCP_NODELAY=1` in the environment. All against the same SCP process,
-whose listeners (several addresses and ports) share the load round-robin.
+echoprobe (`echo()` on uvloop); the same association's bytes on a uvloop Protocol without any
+DICOM logic, the limit echoprobe is measured against; pynetdicom in-process (one thread per
+concurrent association, `maximum_associations` raised); DCMTK `echoscu` as one process per
+association, with Nagle (its default) and with `TCP_NODELAY=1` in the environment. All against
+the same SCP process, whose listeners (several addresses and ports) share the load round-robin.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ def variants(settings: Settings) -> list[Variant]:
         base = {"concurrency": c, "count": 10_000_000, "duration": seconds}
         out.append(
             Variant(f"echoprobe_c{c}", "echoprobe (uvloop)", {**base, "kind": "echoprobe"}, seconds)
+        )
+        out.append(
+            Variant(
+                f"raw_c{c}",
+                "raw bytes on uvloop, no DICOM logic (the limit)",
+                {**base, "kind": "raw"},
+                seconds,
+            )
         )
         if availability.pynetdicom():
             out.append(

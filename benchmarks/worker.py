@@ -151,6 +151,105 @@ def run_echoprobe(spec: JSON) -> JSON:
     return uvloop.run(main())
 
 
+# -- the same bytes without DICOM logic: what this machine and event loop allow
+
+
+def run_raw(spec: JSON) -> JSON:
+    """Our association's exact bytes on a uvloop Protocol: send the A-ASSOCIATE-RQ, the C-ECHO-RQ
+    and the A-RELEASE-RQ, each after the previous answer is whole, and check only each answer's
+    PDU type. No parsing, validation, deadlines or results: the limit a Python client on this
+    event loop can approach (like the "C replay" of docs/performance.md, one level up)."""
+    import uvloop
+
+    from echoprobe.dimse.echo import echo_request_pdus
+    from echoprobe.net.procedure import request_for
+    from echoprobe.options import AssociationOptions
+
+    request = request_for(AssociationOptions())[1]
+    echo_rq = echo_request_pdus(1, 1, 16372)
+    release_rq = b"\x05\x00\x00\x00\x00\x04\x00\x00\x00\x00"
+    sends = (echo_rq, release_rq, None)
+    expected = (0x02, 0x04, 0x06)
+    targets = [(str(h), int(p)) for h, p in spec["targets"]]
+    concurrency = int(spec["concurrency"])
+    count = int(spec["count"])
+    duration = float(spec["duration"])
+
+    class Raw(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[bool]) -> None:
+            self.done = done
+            self.buffer = b""
+            self.stage = 0
+            self.transport: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            buffer = self.buffer + data
+            while len(buffer) >= 6:
+                end = 6 + int.from_bytes(buffer[2:6], "big")
+                if len(buffer) < end:
+                    break
+                if buffer[0] != expected[self.stage]:
+                    self.transport.close()
+                    self.done.set_result(False)
+                    return
+                buffer = buffer[end:]
+                following = sends[self.stage]
+                self.stage += 1
+                if following is None:
+                    self.transport.close()
+                    self.done.set_result(True)
+                    return
+                self.transport.write(following)
+            self.buffer = buffer
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(False)
+
+    async def main() -> JSON:
+        loop = asyncio.get_running_loop()
+        errors: Counter[str] = Counter()
+        done = 0
+        started = 0
+
+        async def one(host: str, port: int) -> bool:
+            future: asyncio.Future[bool] = loop.create_future()
+            async with asyncio.timeout(5):
+                await loop.create_connection(lambda: Raw(future), host, port)
+                return await future
+
+        for host, port in targets[:4]:
+            await one(host, port)
+        window = Window(spec.get("scp_pid"))
+        deadline = time.monotonic() + duration
+
+        async def worker() -> None:
+            nonlocal done, started
+            while started < count and time.monotonic() < deadline:
+                host, port = targets[started % len(targets)]
+                started += 1
+                try:
+                    ok = await one(host, port)
+                except (OSError, TimeoutError) as exc:
+                    errors[type(exc).__name__] += 1
+                    continue
+                if ok:
+                    done += 1
+                else:
+                    errors["unexpected_pdu"] += 1
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(concurrency):
+                tg.create_task(worker())
+        return _finish(window.close(), done, errors)
+
+    return uvloop.run(main())
+
+
 # -- pynetdicom, in-process, one thread per concurrent association
 
 
@@ -501,6 +600,7 @@ def run_startup(spec: JSON) -> JSON:
 
 KINDS: dict[str, Callable[[JSON], JSON]] = {
     "echoprobe": run_echoprobe,
+    "raw": run_raw,
     "pynetdicom": run_pynetdicom,
     "dcmtk": run_dcmtk,
     "fleet_echoprobe": run_fleet_echoprobe,

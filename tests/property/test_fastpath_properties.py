@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from echoprobe.dimse.echo import echo_response_command
 from echoprobe.dimse.fragment import fragment_command
 from echoprobe.net.aio import AssociationProtocol
+from echoprobe.net.association import EchoTally
 from echoprobe.net.fastpath import FastAssociation, usable
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
@@ -190,15 +191,25 @@ def run_both(
         loop = asyncio.new_event_loop()
         try:
             proto: AssociationProtocol | FastAssociation
+            tally = EchoTally()
             if fast:
-                proto = fast_proto = FastAssociation(options, timeouts, loop, {}, None)
+                proto = fast_proto = FastAssociation(options, timeouts, loop, {}, None, tally=tally)
             else:
                 conn, flow = start_procedure(
-                    options, timeouts, perf_counter, perf_counter(), None, observer=None, timings={}
+                    options,
+                    timeouts,
+                    perf_counter,
+                    perf_counter(),
+                    None,
+                    observer=None,
+                    timings={},
+                    tally=tally,
                 )
                 proto = AssociationProtocol(conn, flow, loop)
             transport = drive(proto, reads, end)
-            results.append((bytes(transport.written), transport.closed, verdict(proto)))
+            results.append(
+                (bytes(transport.written), transport.closed, verdict(proto), tally.total)
+            )
         finally:
             loop.close()
     assert fast_proto is not None

@@ -52,6 +52,7 @@ from echoprobe.errors import NetworkError, ProbeError
 from echoprobe.fleet.histogram import LatencyHistogram
 from echoprobe.fleet.limits import effective_concurrency
 from echoprobe.net.addresses import format_address, strip_brackets
+from echoprobe.net.association import EchoTally
 from echoprobe.net.client import DEFAULT_TIMEOUTS, resolve_host, run_echo
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
@@ -484,35 +485,6 @@ class LoadReport:
 # --- the engine -------------------------------------------------------------------------------
 
 
-class _EchoCounter:
-    """An association observer that only counts successful C-ECHO responses, for the time
-    series (one instance shared by every association)."""
-
-    __slots__ = ("total",)
-
-    def __init__(self) -> None:
-        self.total = 0
-
-    def association_accepted(self, accept: Any, raw: bytes, negotiated: Any) -> None:
-        pass
-
-    def association_failed_no_context(self, accept: Any, raw: bytes) -> None:
-        pass
-
-    def echo_sending(self, message_id: int) -> None:
-        pass
-
-    def echo_received(self, response: Any) -> None:
-        if response.status == 0:
-            self.total += 1
-
-    def releasing(self) -> None:
-        pass
-
-    def aborting(self) -> None:
-        pass
-
-
 class _Engine:
     def __init__(
         self,
@@ -567,7 +539,7 @@ class _Engine:
         self.h_release = self.hist["release"]
         self.h_whole = self.hist["association"]
         self.h_lag = self.hist["start_lag"]
-        self.counter = _EchoCounter()
+        self.counter = EchoTally()  # successful echoes so far, for the time series
         self.outcomes: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
         self.internal_logged = False
@@ -581,6 +553,9 @@ class _Engine:
         self.issued = 0  # measured associations started (or queued, in open loop)
         self.warmup_started = 0
         self.in_flight = 0
+        # Open loop: tasks created for an arrival that have not run yet. The drain waits for
+        # them too: one cancelled before its first step would otherwise vanish uncounted.
+        self.launched = 0
         self.succeeded = 0
         self.failed = 0
         self.cancelled = 0
@@ -640,7 +615,9 @@ class _Engine:
 
     # -- one association
 
-    async def _one(self, intended: float) -> None:
+    async def _one(self, intended: float, *, launched: bool = False) -> None:
+        if launched:
+            self.launched -= 1
         self.in_flight += 1
         self.t_started += 1
         measured = intended >= self.measure_from
@@ -655,7 +632,7 @@ class _Engine:
                 self.port,
                 self.options,
                 self.timeouts,
-                observer=self.counter,
+                tally=self.counter,
                 timings=timings,
                 local_address=next(self._sources),
                 tls=self.tls,
@@ -796,7 +773,8 @@ class _Engine:
             else:
                 self.not_started += intended >= self.measure_from
             return
-        task = asyncio.get_running_loop().create_task(self._one(intended))
+        self.launched += 1
+        task = asyncio.get_running_loop().create_task(self._one(intended, launched=True))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -973,7 +951,7 @@ class _Engine:
         clock = asyncio.get_running_loop().time
         deadline = clock() + self.drain_timeout
         stop_deadline = math.inf  # a stop request leaves the associations in flight 2 s
-        while self.in_flight or (closed and self.workers):
+        while self.in_flight or self.launched or (closed and self.workers):
             now = clock()
             if self.stopping and stop_deadline == math.inf:
                 stop_deadline = now + STOP_GRACE

@@ -126,6 +126,16 @@ if not TYPE_CHECKING:
     Observer = NullObserver  # at run time a name to import; type checkers see the Protocol
 
 
+class EchoTally:
+    """A running count of C-ECHOs answered with status 0000H, shared by many associations
+    (a load generator's live echoes/s); cheaper than an `Observer`, so the fast path keeps it."""
+
+    __slots__ = ("total",)
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
 @record
 class AssociationOutcome:
     """What `run_association` returns when the echoes completed (failures raise)."""
@@ -250,6 +260,7 @@ def run_association(
     total_deadline: float | None = None,
     observer: Observer | None = None,
     timings: dict[str, float] | None = None,
+    tally: EchoTally | None = None,
 ) -> Driver:
     """Run A-ASSOCIATE, `options.repeat` C-ECHOs and the release on a connected `conn`
     (`start_connect` and `connection_made` already called: the RQ is in `data_to_send()`)."""
@@ -331,6 +342,8 @@ def run_association(
                 )
             )
             obs.echo_received(response)
+            if tally is not None and response.status == 0:
+                tally.total += 1
     except (DIMSEError, DIMSETimeout, PeerRequestedRelease, DeadlineExceeded) as exc:
         if isinstance(exc, TimeoutError_) and exc.timer == "socket" and not exc.mid_pdu:
             # DCMTK treats a socket timeout before any byte of the answer like a peer abort:

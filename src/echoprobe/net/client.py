@@ -23,7 +23,7 @@ from echoprobe.errors import (
 from echoprobe.net import fastpath
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.aio import AssociationProtocol, Deadline, connect_socket, start_tls, wait_done
-from echoprobe.net.association import AssociationOutcome, Observer
+from echoprobe.net.association import AssociationOutcome, EchoTally, Observer
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.net.fastpath import FastAssociation
 from echoprobe.net.procedure import start_procedure
@@ -99,10 +99,12 @@ async def run_echo(
     peer: dict[str, object] | None = None,
     local_address: tuple[str, int] | None = None,
     tls: TLSConfig | ssl.SSLContext | None = None,
+    tally: EchoTally | None = None,
 ) -> AssociationOutcome:
     """Resolve, connect and run the association; `timings`/`peer` are filled as it goes, so a
     caller keeps partial facts when it fails. With `tls`, the TLS handshake follows the
-    connection under `Timeouts.tls` and `peer` receives the `PeerInfo.tls_*` facts."""
+    connection under `Timeouts.tls` and `peer` receives the `PeerInfo.tls_*` facts; `tally`
+    counts successful C-ECHOs as they arrive."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio: trio, or another anyio backend
@@ -121,6 +123,7 @@ async def run_echo(
             timings=timings,
             peer=peer,
             local_address=local_address,
+            tally=tally,
         )
     clock = perf_counter
     timings = {} if timings is None else timings
@@ -136,10 +139,17 @@ async def run_echo(
 
     proto: AssociationProtocol | FastAssociation
     if observer is None and fastpath.usable(options, timeouts):
-        proto = FastAssociation(options, timeouts, loop, timings, total_deadline)
+        proto = FastAssociation(options, timeouts, loop, timings, total_deadline, tally=tally)
     else:
         conn, flow = start_procedure(
-            options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
+            options,
+            timeouts,
+            clock,
+            now,
+            total_deadline,
+            observer=observer,
+            timings=timings,
+            tally=tally,
         )
         proto = AssociationProtocol(conn, flow, loop)
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from echoprobe.dimse.echo import echo_request_pdus, success_response_pdu
 from echoprobe.errors import EchoprobeError
 from echoprobe.net.aio import AssociationProtocol
-from echoprobe.net.association import AssociationOutcome
+from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.results import EchoReply
 from echoprobe.ul.codec import decode_pdu, encode_pdu
@@ -153,6 +153,7 @@ class FastAssociation(asyncio.Protocol):
         "_rsp_tail",
         "_sent_at",
         "_stage",
+        "_tally",
         "_timeouts",
         "_timer",
         "_timer_at",
@@ -169,8 +170,11 @@ class FastAssociation(asyncio.Protocol):
         loop: asyncio.AbstractEventLoop,
         timings: dict[str, float],
         total_deadline: float | None,
+        *,
+        tally: EchoTally | None = None,
     ) -> None:
         self._plan = plan_for(options)
+        self._tally = tally
         self._options = options
         self._timeouts = timeouts
         self._loop = loop
@@ -215,6 +219,8 @@ class FastAssociation(asyncio.Protocol):
                 self._received_at.append(now)
                 replies = self._replies
                 replies.append(EchoReply(self._message_id, 0, (now - self._sent_at) * 1000.0))
+                if self._tally is not None:
+                    self._tally.total += 1
                 if len(replies) < self._options.repeat:
                     self._send_echo(now)
                 else:
@@ -341,6 +347,8 @@ class FastAssociation(asyncio.Protocol):
         if inner is not None:
             return inner
         self._cancel_timer()
+        if self._tally is not None:
+            self._tally.total -= len(self._replies)  # the replay counts them again
         clock = _ReplayClock()
         conn, flow = start_procedure(
             self._options,
@@ -350,6 +358,7 @@ class FastAssociation(asyncio.Protocol):
             self._total_deadline,
             observer=None,
             timings=self._timings,
+            tally=self._tally,
         )
         inner = AssociationProtocol(conn, flow, self._loop, done=self.done)
         self._inner = inner

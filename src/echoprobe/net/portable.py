@@ -31,6 +31,7 @@ from echoprobe.net.addresses import format_address, literal_family, strip_bracke
 from echoprobe.net.association import (
     AssociationOutcome,
     Driver,
+    EchoTally,
     Observer,
     TimedOut,
     Wait,
@@ -107,6 +108,7 @@ async def run_echo_portable(
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     *,
     observer: Observer | None = None,
+    tally: EchoTally | None = None,
     timings: dict[str, float] | None = None,
     peer: dict[str, object] | None = None,
     local_address: tuple[str, int] | None = None,
@@ -126,7 +128,14 @@ async def run_echo_portable(
     timings["resolve"] = (now - start) * 1000.0
 
     conn, flow = start_procedure(
-        options, timeouts, clock, now, total_deadline, observer=observer, timings=timings
+        options,
+        timeouts,
+        clock,
+        now,
+        total_deadline,
+        observer=observer,
+        timings=timings,
+        tally=tally,
     )
     connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
     stream: anyio.abc.SocketStream | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 
-from echoprobe.net.association import Driver, Observer, run_association
+from echoprobe.net.association import Driver, EchoTally, Observer, run_association
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
@@ -36,6 +36,7 @@ def start_procedure(
     *,
     observer: Observer | None,
     timings: dict[str, float],
+    tally: EchoTally | None = None,
 ) -> tuple[ULConnection, Driver]:
     """A requestor ULConnection with the request queued, and the association procedure to
     drive over it."""
@@ -53,5 +54,6 @@ def start_procedure(
         total_deadline=total_deadline,
         observer=observer,
         timings=timings,
+        tally=tally,
     )
     return conn, flow

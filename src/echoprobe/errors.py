@@ -88,9 +88,11 @@ class ProbeError(EchoprobeError):
 
 
 class NetworkError(ProbeError):
-    """The transport failed: resolution, connection, reset, close, TLS."""
+    """The transport failed: resolution, connection, reset, close, TLS. `os_errno` is the
+    operating system's error number when one caused it (e.g. EADDRNOTAVAIL: no local port)."""
 
     outcome = "connection_lost"
+    os_errno: int | None = None
 
 
 class DNSError(NetworkError):

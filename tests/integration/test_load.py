@@ -8,12 +8,13 @@ is slow, and counts latency from the intended start. Every run here is bounded t
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
+import os
 from typing import Any
 
 import pytest
 
-from echoprobe.errors import ConnectionLost
 from echoprobe.fleet import load as load_module
 from echoprobe.fleet.load import (
     PortFacts,
@@ -24,6 +25,7 @@ from echoprobe.fleet.load import (
     parse_source_addresses,
     run_load,
 )
+from echoprobe.net.errors_map import map_connect_error
 from echoprobe.net.server import Faults
 from echoprobe.options import Timeouts
 from tests.conftest import ScpFactory
@@ -325,10 +327,9 @@ async def test_port_exhaustion_is_detected_and_explained(
         nonlocal calls
         calls += 1
         if calls % 2:
-            raise ConnectionLost(
-                f"cannot connect to 127.0.0.1:{scp.port}: Cannot assign requested address",
-                phase="connect",
-            )
+            # What connect() raises when no local port is left, as the driver maps it.
+            no_port = OSError(errno.EADDRNOTAVAIL, os.strerror(errno.EADDRNOTAVAIL))
+            raise map_connect_error(no_port, address=f"127.0.0.1:{scp.port}")
         return await real(*args, **kwargs)
 
     monkeypatch.setattr(load_module, "run_echo", flaky)

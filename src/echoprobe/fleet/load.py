@@ -90,7 +90,8 @@ _TIMEOUT_OUTCOMES: Final = frozenset(
     }
 )
 _REJECT_OUTCOMES: Final = frozenset({Outcome.REJECTED_TRANSIENT, Outcome.REJECTED_PERMANENT})
-_NO_PORT_TEXTS: Final = tuple(os.strerror(code) for code in (errno.EADDRNOTAVAIL, errno.EADDRINUSE))
+_NO_PORT_ERRNOS: Final = (errno.EADDRNOTAVAIL, errno.EADDRINUSE)
+_NO_PORT_TEXTS: Final = tuple(os.strerror(code) for code in _NO_PORT_ERRNOS)
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -708,7 +709,7 @@ class _Engine:
             exc is not None
             and isinstance(exc, NetworkError)
             and exc.phase == "connect"
-            and any(text in reason for text in _NO_PORT_TEXTS)
+            and exc.os_errno in _NO_PORT_ERRNOS
         ):
             self.port_errors += 1
             reason = "no local port available (TIME_WAIT): " + reason

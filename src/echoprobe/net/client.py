@@ -108,8 +108,6 @@ async def run_echo(
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # not asyncio: trio, or another anyio backend
-        if tls is not None:
-            raise EchoprobeError("TLS is only available on asyncio (and uvloop) for now") from None
         # The portable driver, imported here because it imports this module, and so that the
         # asyncio path never imports anyio.
         from echoprobe.net.portable import run_echo_portable  # noqa: PLC0415 - avoids a cycle
@@ -124,6 +122,7 @@ async def run_echo(
             peer=peer,
             local_address=local_address,
             tally=tally,
+            tls=tls,
         )
     clock = perf_counter
     timings = {} if timings is None else timings

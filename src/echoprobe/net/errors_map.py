@@ -24,7 +24,14 @@ def map_resolve_error(host: str, exc: BaseException) -> DNSError:
 
 
 def map_connect_error(exc: BaseException, *, address: str) -> NetworkError:
-    """An exception raised while connecting to `address` ("host:port")."""
+    """An exception raised while connecting to `address` ("host:port"), with its errno."""
+    error = _connect_error(exc, address)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        error.os_errno = exc.errno
+    return error
+
+
+def _connect_error(exc: BaseException, address: str) -> NetworkError:
     if isinstance(exc, ConnectionRefusedError):
         return ConnectionRefused(f"connection refused by {address}", phase="connect")
     if isinstance(exc, TimeoutError | socket.timeout):

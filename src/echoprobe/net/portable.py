@@ -3,7 +3,8 @@
 Why it exists: the asyncio driver (`aio.py`) is built on `asyncio.Protocol` callbacks, the
 measured fast path, and cannot run inside trio. This driver runs the same generator
 (`association.run_association`) over an anyio `SocketStream`, so `echo()` and `probe()` work
-in trio services. anyio's stream layer costs ~3x on the per-byte path (docs/performance.md);
+in trio services, DICOM over TLS included (anyio's `TLSStream`, errors mapped as on asyncio).
+anyio's stream layer costs ~3x on the per-byte path (docs/performance.md);
 that is acceptable here, where portability is the point. `client.run_echo` dispatches here
 when the running async library is not asyncio.
 
@@ -21,10 +22,13 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import ssl
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from echoprobe.errors import ConnectionLost, ConnectTimeout, DeadlineExceeded, ProbeError
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
@@ -41,6 +45,9 @@ from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.connection import ULConnection
+
+if TYPE_CHECKING:
+    from echoprobe.net.tls import TLSConfig
 
 _RECV_SIZE = 65536
 # How long the last bytes (an A-ABORT, or what the procedure left to send) may take to leave
@@ -112,9 +119,11 @@ async def run_echo_portable(
     timings: dict[str, float] | None = None,
     peer: dict[str, object] | None = None,
     local_address: tuple[str, int] | None = None,
+    tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> AssociationOutcome:
-    """`client.run_echo` on anyio: resolve, connect and run the association; `timings`/`peer`
-    are filled as it goes, so a caller keeps partial facts when it fails."""
+    """`client.run_echo` on anyio: resolve, connect (and run the TLS handshake under
+    `Timeouts.tls`) and run the association; `timings`/`peer` are filled as it goes, so a
+    caller keeps partial facts when it fails."""
     clock = perf_counter
     timings = {} if timings is None else timings
     start = clock()
@@ -164,46 +173,110 @@ async def run_echo_portable(
     if raw is not None:
         with contextlib.suppress(OSError):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    conn.connection_made(clock())
     timings["connect"] = (clock() - now) * 1000.0
     if peer is not None:
         peer["address"] = address
-    return await _drive(stream, conn, flow)
+    byte_stream: anyio.abc.ByteStream = stream
+    if tls is not None:
+        try:
+            byte_stream = await _start_tls(
+                stream, tls, host, timeouts=timeouts, total_deadline=total_deadline, timings=timings
+            )
+        except BaseException:
+            flow.close()
+            raise
+        if peer is not None:
+            from echoprobe.net.tls import session_facts  # noqa: PLC0415 - only with TLS
+
+            peer.update(session_facts(byte_stream.extra(TLSAttribute.ssl_object)))  # noqa: S610
+    conn.connection_made(clock())
+    return await _drive(byte_stream, conn, flow)
+
+
+async def _start_tls(
+    stream: anyio.abc.SocketStream,
+    tls: TLSConfig | ssl.SSLContext,
+    host: str,
+    *,
+    timeouts: Timeouts,
+    total_deadline: float | None,
+    timings: dict[str, float],
+) -> TLSStream:
+    """The TLS handshake on a connected stream, bounded by `Timeouts.tls` and the absolute
+    deadline; failures are mapped as the asyncio driver maps them, and the stream closed."""
+    from echoprobe.net import tls as tls_errors  # noqa: PLC0415 - only with TLS
+    from echoprobe.net.tls import client_settings  # noqa: PLC0415 - only with TLS
+
+    context, server_hostname = client_settings(tls, host)
+    started = perf_counter()
+    remaining = _remaining(total_deadline, started)
+    by_total = remaining is not None and (timeouts.tls is None or remaining < timeouts.tls)
+    limit = remaining if by_total else timeouts.tls
+    try:
+        with anyio.fail_after(limit):
+            # Not standard-compatible: DICOM peers commonly close without close_notify.
+            wrapped = await TLSStream.wrap(
+                stream,
+                server_side=False,
+                hostname=server_hostname,
+                ssl_context=context,
+                standard_compatible=False,
+            )
+    except TimeoutError as exc:
+        await anyio.aclose_forcefully(stream)
+        raise tls_errors.handshake_timeout(timeouts.tls, by_total=by_total) from exc
+    except (*_STREAM_ERRORS, ssl.SSLError) as exc:
+        await anyio.aclose_forcefully(stream)
+        cause = exc.__cause__ if isinstance(exc.__cause__, ssl.SSLError | OSError) else exc
+        raise tls_errors.map_handshake_error(cause) from exc
+    timings["tls"] = (perf_counter() - started) * 1000.0
+    return wrapped
 
 
 async def _drive(
-    stream: anyio.abc.SocketStream, conn: ULConnection, flow: Driver
+    stream: anyio.abc.ByteStream, conn: ULConnection, flow: Driver
 ) -> AssociationOutcome:
-    """Run `flow` over `stream` until it returns or raises; always leaves the stream closed."""
+    """Run `flow` over `stream` until it returns or raises; always leaves the stream closed.
+    A TLS failure that ended the stream after the handshake (TLS 1.3: the server refusing our
+    certificate) is reported as that TLS error, as the asyncio driver does."""
+    lost_tls: list[BaseException] = []
     try:
         wait = next(flow)
         while True:
-            reply = await _exchange(stream, wait)
+            reply = await _exchange(stream, wait, lost_tls)
             wait = flow.send(reply)
     except StopIteration as stop:
         outcome: AssociationOutcome = stop.value
         await _close(stream, conn)
         return outcome
-    except BaseException:
+    except BaseException as exc:
         # The procedure failed (it has chosen what to send), or we were cancelled mid-wait:
         # stop the procedure, abort if still associated, and close, whatever is in flight.
         flow.close()
         if not conn.close_requested:
             conn.abort(perf_counter())
         await _close(stream, conn)
+        if isinstance(exc, ConnectionLost) and lost_tls:
+            from echoprobe.net.tls import map_handshake_error  # noqa: PLC0415 - TLS only
+
+            raise map_handshake_error(lost_tls[0], phase=exc.phase) from exc
         raise
 
 
-async def _exchange(stream: anyio.abc.SocketStream, wait: Wait) -> bytes | TimedOut:
+async def _exchange(
+    stream: anyio.abc.ByteStream, wait: Wait, lost_tls: list[BaseException]
+) -> bytes | TimedOut:
     """Write `wait.send`, then read: bytes, `b""` for EOF or a dead transport, or which
-    timer ran out first (ties go to the deadline, as in the other drivers)."""
+    timer ran out first (ties go to the deadline, as in the other drivers). A TLS error that
+    killed the stream is kept in `lost_tls`."""
     if wait.send:
         with anyio.CancelScope(
             deadline=_anyio_deadline(wait.deadline, at_least=_MIN_SEND_WINDOW)
         ) as scope:
             try:
                 await stream.send(wait.send)
-            except _STREAM_ERRORS:
+            except _STREAM_ERRORS as exc:
+                _keep_tls_error(exc, lost_tls)
                 return b""
         if scope.cancelled_caught:
             return TimedOut.DEADLINE
@@ -218,12 +291,20 @@ async def _exchange(stream: anyio.abc.SocketStream, wait: Wait) -> bytes | Timed
             return await stream.receive(_RECV_SIZE)
         except anyio.EndOfStream:
             return b""
-        except _STREAM_ERRORS:
+        except _STREAM_ERRORS as exc:
+            _keep_tls_error(exc, lost_tls)
             return b""  # reset: reported like a close, as the other drivers do
     return which
 
 
-async def _close(stream: anyio.abc.SocketStream, conn: ULConnection) -> None:
+def _keep_tls_error(exc: BaseException, lost_tls: list[BaseException]) -> None:
+    # anyio raises OpenSSL's error itself (an alert) or wraps it (a broken stream).
+    for candidate in (exc, exc.__cause__):
+        if not lost_tls and candidate is not None and type(candidate).__module__ == "ssl":
+            lost_tls.append(candidate)
+
+
+async def _close(stream: anyio.abc.ByteStream, conn: ULConnection) -> None:
     """Flush what the procedure left to send (an A-ABORT, a last PDU), then close the stream:
     shielded from any cancellation of the caller and bounded by `_CLOSE_GRACE`."""
     with anyio.CancelScope(shield=True):

@@ -473,21 +473,12 @@ def version_text() -> str:
 
 
 def cipher_list_text() -> str:
-    """The ``+cc`` text (stdout): suites for TLS 1.2 and below, weakest first, IANA names.
+    """The ``+cc`` text (stdout): the suites ``+cs`` accepts that this OpenSSL offers, in
+    DCMTK's table order (weakest first), by IANA name. TLS 1.3 suites cannot be chosen by
+    ``+cs``, so, as in DCMTK, they are not listed."""
+    from echoprobe.net.tls import supported_cipher_suites  # noqa: PLC0415 - ssl only for +cc
 
-    DCMTK lists the suites ``+cs`` accepts; TLS 1.3 suites cannot be chosen that way.
-    """
-    try:
-        import ssl  # noqa: PLC0415 - costly; only for +cc
-    except ImportError:  # pragma: no cover - Python built without ssl
-        suites = []
-    else:
-        suites = [
-            iana_cipher_name(str(cipher["name"]))
-            for cipher in ssl.create_default_context().get_ciphers()
-            if cipher.get("protocol") != "TLSv1.3"
-        ]
-    body = "".join(f"  {name}\n" for name in reversed(suites))
+    body = "".join(f"  {name}\n" for name in supported_cipher_suites())
     return f"{_host_header()}\nSupported TLS ciphersuites are:\n{body}"
 
 

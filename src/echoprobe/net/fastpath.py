@@ -245,6 +245,8 @@ class FastAssociation(asyncio.Protocol):
         elif stage == _RELEASE and data == _RELEASE_RP:
             self._finish(perf_counter())
             return
+        elif stage == _DONE:
+            return  # after the release: the procedure would not read it either (Sta1)
         self._fall_back().data_received(data)
 
     def eof_received(self) -> bool:

@@ -103,26 +103,27 @@ def test_effective_concurrency_caps_at_the_open_file_limit() -> None:
         effective_concurrency(0)
 
 
-async def test_host_limiter_bounds_and_forgets() -> None:
+def test_host_limiter_bounds_and_forgets() -> None:
     limiter = HostLimiter(2)
-    active = 0
-    peak = 0
-
-    async def one() -> None:
-        nonlocal active, peak
-        async with limiter.slot("127.0.5.1"):
-            active += 1
-            peak = max(peak, active)
-            await asyncio.sleep(0.01)
-            active -= 1
-
-    await asyncio.gather(*(one() for _ in range(7)))
-    assert peak == 2
+    for _ in range(2):
+        assert not limiter.full("127.0.5.1")
+        limiter.acquire("127.0.5.1")
+    assert limiter.full("127.0.5.1")
+    assert limiter.busy("127.0.5.1") == 2
+    assert not limiter.full("127.0.5.2")  # per host
+    with pytest.raises(RuntimeError, match="no free slot"):
+        limiter.acquire("127.0.5.1")
+    limiter.release("127.0.5.1")
+    assert not limiter.full("127.0.5.1")
+    limiter.release("127.0.5.1")
     assert limiter.busy("127.0.5.1") == 0
-    assert limiter._slots == {}
+    assert limiter._taken == {}  # idle hosts are forgotten
     unlimited = HostLimiter(0)
-    async with unlimited.slot("x"), unlimited.slot("x"):
-        assert unlimited.limit is None
+    for _ in range(100):
+        unlimited.acquire("x")
+    assert unlimited.limit is None
+    assert not unlimited.full("x")
+    unlimited.release("x")
 
 
 async def test_rate_limiter_spaces_starts() -> None:

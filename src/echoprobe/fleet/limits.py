@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
@@ -94,47 +92,49 @@ def effective_concurrency(
 
 
 class HostLimiter:
-    """At most `limit` probes at once per host key; `None` or 0 means no limit."""
+    """At most `limit` probes at once per host key; `None` or 0 means no limit.
+
+    It never makes anyone wait: a caller that finds a host `full()` sets its work aside (the
+    sweep parks the target, and the worker that releases the host takes it next), so taking
+    and giving back a slot are plain counter updates.
+    """
+
+    __slots__ = ("_limit", "_taken")
 
     def __init__(self, limit: int | None) -> None:
         if limit is not None and limit < 0:
             raise ValueError("per-host limit must be positive (or 0/None for none)")
         self._limit = limit or None
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._taken: dict[str, int] = {}
 
     @property
     def limit(self) -> int | None:
         return self._limit
 
     def full(self, key: str) -> bool:
-        """Whether a probe of this host would have to wait for a slot now."""
-        if self._limit is None:
-            return False
-        entry = self._slots.get(key)
-        return entry is not None and entry[1][0] >= self._limit
+        """Whether this host has no slot free now."""
+        limit = self._limit
+        return limit is not None and self._taken.get(key, 0) >= limit
 
     def busy(self, key: str) -> int:
-        """Probes holding or waiting for a slot of this host."""
-        entry = self._slots.get(key)
-        return entry[1][0] if entry else 0
+        """Slots of this host taken now."""
+        return self._taken.get(key, 0)
 
-    @asynccontextmanager
-    async def slot(self, key: str) -> AsyncIterator[None]:
+    def acquire(self, key: str) -> None:
+        """Take a slot of a host that is not `full()`."""
+        if self.full(key):
+            raise RuntimeError(f"host {key} has no free slot")
+        if self._limit is not None:
+            self._taken[key] = self._taken.get(key, 0) + 1
+
+    def release(self, key: str) -> None:
         if self._limit is None:
-            yield
             return
-        entry = self._slots.get(key)
-        if entry is None:
-            entry = self._slots[key] = (asyncio.Semaphore(self._limit), [0])
-        semaphore, users = entry
-        users[0] += 1
-        try:
-            async with semaphore:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._slots[key]
+        left = self._taken[key] - 1
+        if left:
+            self._taken[key] = left
+        else:
+            del self._taken[key]  # forget idle hosts: memory follows the hosts in flight
 
 
 class RateLimiter:

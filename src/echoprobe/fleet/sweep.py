@@ -546,13 +546,16 @@ class _Sweep:
         if self._hosts.full(key):
             self._park(key, job)
             return None
-        async with self._hosts.slot(key):
+        self._hosts.acquire(key)
+        try:
             if self._rate is not None:
                 await self._rate.wait()
             job.probing = True
             self.stats.started += 1
             self.stats.in_flight += 1
             return await self._probe_addresses(job)
+        finally:
+            self._hosts.release(key)
 
     async def _probe_addresses(self, job: _Job) -> ProbeResult:
         """Probe the target's first address; after a failed connect, the next ones (like a

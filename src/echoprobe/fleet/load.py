@@ -77,6 +77,7 @@ CPU_BOTTLENECK: Final = 0.90  # of one core: above this the generator limits the
 MAX_REASONS: Final = 64  # distinct failure texts kept; the rest are counted as "(other)"
 BACKLOG_LIMIT: Final = 1_000_000  # open-loop arrivals waiting for a free slot
 STOP_GRACE: Final = 2.0  # seconds in-flight associations get after a stop request
+ARRIVAL_TICK: Final = 0.001  # open loop: the shortest wait between launches (uvloop's clock)
 _CONTROL_PERIOD: Final = 0.05  # seconds between ramp adjustments of the worker pool
 _TIMEOUT_OUTCOMES: Final = frozenset(
     {
@@ -792,7 +793,11 @@ class _Engine:
                     self._launch(next_at)
                     rate = self.level_at(next_at)
                     next_at += expovariate(rate) if poisson else 1.0 / rate
-                await asyncio.sleep(next_at - perf_counter())
+                # Never less than the loop's timer resolution: a shorter sleep returns at once
+                # and the loop spins until the arrival (measured: 98 % of a core at 3,000/s,
+                # which also made the generator look saturated). Arrivals due meanwhile start
+                # together; their lag is part of their latency (from the intended start).
+                await asyncio.sleep(max(next_at - perf_counter(), ARRIVAL_TICK))
         finally:
             self.issuing = False
             if self.in_flight == 0 and not self.backlog:

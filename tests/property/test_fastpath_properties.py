@@ -154,7 +154,7 @@ def drive(
             transport.closed = True
             lost = ConnectionResetError("reset by peer")
         elif end == "cancel":
-            proto.done.cancel()  # what cancelling the awaiting task does, then wait_done():
+            proto.done.cancel()  # what cancelling the awaiting task does; then run_echo:
             proto.abort_now()
     if transport.closed:
         proto.connection_lost(lost)

@@ -22,7 +22,13 @@ from echoprobe.errors import (
 )
 from echoprobe.net import fastpath
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
-from echoprobe.net.aio import AssociationProtocol, Deadline, connect_socket, start_tls, wait_done
+from echoprobe.net.aio import (
+    AssociationProtocol,
+    Deadline,
+    connect_socket,
+    factory_of,
+    start_tls,
+)
 from echoprobe.net.association import AssociationOutcome, EchoTally, Observer
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.net.fastpath import FastAssociation
@@ -168,14 +174,14 @@ async def run_echo(
                     address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
                     own = await connect_socket(loop, family, address_tuple, local_address)
                     try:
-                        await loop.create_connection(lambda: proto, sock=own)
+                        await loop.create_connection(factory_of(proto), sock=own)
                     except BaseException:
                         own.close()
                         raise
                     last_error = None
                     break
                 await loop.create_connection(
-                    lambda: proto,
+                    factory_of(proto),
                     sock=None,
                     host=str(sockaddr[0]),
                     port=port,
@@ -215,7 +221,14 @@ async def run_echo(
             from echoprobe.net.tls import session_facts  # noqa: PLC0415 - only with TLS
 
             peer.update(session_facts(proto.ssl_object()))
-    return await wait_done(proto)
+    # Awaited here, not in a helper coroutine (one object less per association in flight).
+    # Not shielded (a shield costs a future and two callbacks per association): cancelling
+    # the task cancels `done` too, and abort_now() still aborts a procedure under way.
+    try:
+        return await proto.done
+    except asyncio.CancelledError:
+        proto.abort_now()
+        raise
 
 
 def _tls_settings(tls: TLSConfig | ssl.SSLContext, host: str) -> tuple[ssl.SSLContext, str | None]:

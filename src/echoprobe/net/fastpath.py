@@ -19,7 +19,6 @@ scenarios with and without it.
 from __future__ import annotations
 
 import asyncio
-from array import array
 from functools import lru_cache
 from struct import Struct
 from time import perf_counter
@@ -146,7 +145,6 @@ class FastAssociation(asyncio.Protocol):
         "_negotiated",
         "_options",
         "_plan",
-        "_received_at",
         "_release_start",
         "_replies",
         "_rsp_head",
@@ -191,7 +189,6 @@ class FastAssociation(asyncio.Protocol):
         self._ac_at = 0.0
         self._negotiated: Negotiated | None = None
         self._replies: list[EchoReply] = []
-        self._received_at = array("d")  # arrival of each answer, for a replay
         self._rsp_head = self._rsp_tail = self._expect = b""
         self._message_id = 0
         self._sent_at = self._echo_start = self._release_start = 0.0
@@ -216,7 +213,6 @@ class FastAssociation(asyncio.Protocol):
         if stage == _ECHO:
             if data == self._expect:
                 now = perf_counter()
-                self._received_at.append(now)
                 replies = self._replies
                 replies.append(EchoReply(self._message_id, 0, (now - self._sent_at) * 1000.0))
                 if self._tally is not None:
@@ -389,12 +385,16 @@ class FastAssociation(asyncio.Protocol):
         return inner
 
     def _reads(self) -> list[tuple[bytes, float]]:
-        """Every read the fast path consumed, rebuilt: the AC, then the answers in order."""
+        """Every read the fast path consumed, rebuilt: the AC, then the answers in order, each
+        at its arrival time (each request went out when the previous read arrived, so the
+        arrivals are the AC's plus the round trips so far)."""
         if self._stage <= _ASSOCIATE:
             return []
         reads = [(self._ac, self._ac_at)]
         head, tail = self._rsp_head, self._rsp_tail
-        for index, at in enumerate(self._received_at):
+        at = self._ac_at
+        for index, reply in enumerate(self._replies):
+            at += reply.rtt_ms / 1000.0
             reads.append((head + _LE16.pack((index % 0xFFFF) + 1) + tail, at))
         return reads
 

@@ -32,6 +32,12 @@ _MSGID_AT = _TEMPLATE.index(b"\x00\x00\x10\x01\x02\x00\x00\x00") + 8
 _PREFIX, _SUFFIX = _TEMPLATE[:_MSGID_AT], _TEMPLATE[_MSGID_AT + 2 :]
 
 
+def message_id_for(index: int) -> int:
+    """The Message ID of the `index`-th C-ECHO (from 0) of an association: 1, 2, … 65535, then
+    1 again (0 is never used, as in DCMTK)."""
+    return (index % 0xFFFF) + 1
+
+
 def echo_request_command(message_id: int) -> bytes:
     """The 68-byte C-ECHO-RQ command set for `message_id` (1..65535)."""
     return _PREFIX + _US.pack(message_id & 0xFFFF) + _SUFFIX

@@ -269,12 +269,8 @@ async def start_tls(
     transport, which owns it once asyncio has it) and a `ProbeError` raised."""
     from echoprobe.net import tls  # noqa: PLC0415 - TLS errors are mapped in one place
 
-    remaining = None if total_deadline is None else total_deadline - clock()
-    by_total = remaining is not None and (
-        handshake_timeout is None or remaining < handshake_timeout
-    )
-    limit = remaining if by_total else handshake_timeout
     started = clock()
+    limit, by_total = tls.handshake_limit(handshake_timeout, total_deadline, started)
     if limit is not None and limit <= 0:
         proto.abort_now()
         sock.close()

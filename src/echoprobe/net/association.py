@@ -20,7 +20,12 @@ from collections.abc import Callable, Generator
 from enum import Enum
 
 from echoprobe._values import record
-from echoprobe.dimse.echo import EchoResponse, echo_request_pdus, parse_echo_response
+from echoprobe.dimse.echo import (
+    EchoResponse,
+    echo_request_pdus,
+    message_id_for,
+    parse_echo_response,
+)
 from echoprobe.dimse.fragment import Reassembler
 from echoprobe.errors import (
     AssociationAborted,
@@ -304,7 +309,7 @@ def run_association(
     echo_start = now
     try:
         for index in range(options.repeat):
-            message_id = (index % 0xFFFF) + 1
+            message_id = message_id_for(index)
             obs.echo_sending(message_id)
             if negotiated.max_send_pdu <= 12:
                 raise SendImpossible(negotiated.max_send_pdu)

@@ -14,8 +14,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from echoprobe.errors import (
-    ConnectTimeout,
-    DeadlineExceeded,
     EchoprobeError,
     EchoStatusError,
     ProbeError,
@@ -30,7 +28,7 @@ from echoprobe.net.aio import (
     start_tls,
 )
 from echoprobe.net.association import AssociationOutcome, EchoTally, Observer
-from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.net.errors_map import connect_timeout_error, map_connect_error, map_resolve_error
 from echoprobe.net.fastpath import FastAssociation
 from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
@@ -192,11 +190,8 @@ async def run_echo(
             break
         except TimeoutError as exc:
             proto.abort_now()
-            if total_deadline is not None and clock() >= total_deadline:
-                raise DeadlineExceeded(
-                    "the association's deadline passed while connecting", phase="connect"
-                ) from exc
-            raise ConnectTimeout(f"connect to {address} timed out", phase="connect") from exc
+            passed = total_deadline is not None and clock() >= total_deadline
+            raise connect_timeout_error(address, deadline_passed=passed) from exc
         except OSError as exc:
             last_error = map_connect_error(exc, address=address)
     if last_error is not None:

@@ -12,8 +12,10 @@ from echoprobe.errors import (
     ConnectionLost,
     ConnectionRefused,
     ConnectTimeout,
+    DeadlineExceeded,
     DNSError,
     NetworkError,
+    ProbeError,
 )
 
 
@@ -21,6 +23,16 @@ def map_resolve_error(host: str, exc: BaseException) -> DNSError:
     if isinstance(exc, socket.gaierror):
         return DNSError(host, exc.strerror or str(exc))
     return DNSError(host, str(exc) or type(exc).__name__)
+
+
+def connect_timeout_error(address: str, *, deadline_passed: bool) -> ProbeError:
+    """The error for a connect that did not finish in time: the connect timeout's, or the
+    association's absolute deadline's when that had passed."""
+    if deadline_passed:
+        return DeadlineExceeded(
+            "the association's deadline passed while connecting", phase="connect"
+        )
+    return ConnectTimeout(f"connect to {address} timed out", phase="connect")
 
 
 def map_connect_error(exc: BaseException, *, address: str) -> NetworkError:

@@ -24,16 +24,16 @@ from struct import Struct
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from echoprobe.dimse.echo import echo_request_pdus, success_response_pdu
+from echoprobe.dimse.echo import echo_request_pdus, message_id_for, success_response_pdu
 from echoprobe.errors import EchoprobeError
 from echoprobe.net.aio import AssociationProtocol
 from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.results import EchoReply
-from echoprobe.ul.codec import decode_pdu, encode_pdu
+from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES, decode_pdu
 from echoprobe.ul.framing import FrameLimits
 from echoprobe.ul.negotiation import Negotiated, validate_accept
-from echoprobe.ul.pdu import AssociateAC, AssociateRQ, ReleaseRP, ReleaseRQ
+from echoprobe.ul.pdu import AssociateAC, AssociateRQ
 
 if TYPE_CHECKING:
     from echoprobe.options import AssociationOptions, Timeouts
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 ENABLED = True
 
 _LE16 = Struct("<H")  # Message IDs
-_RELEASE_RQ = encode_pdu(ReleaseRQ())
-_RELEASE_RP = encode_pdu(ReleaseRP())
 _MAX_AC_BODY = FrameLimits().max_associate_ac
 # Below this advertised Maximum Length the framer would refuse even the canonical answer.
 _SMALLEST_FAST_MAX_PDU = 256
@@ -223,7 +221,7 @@ class FastAssociation(asyncio.Protocol):
                     self._timings["echo"] = (now - self._echo_start) * 1000.0
                     self._stage = _RELEASE
                     self._release_start = now
-                    self._transport.write(_RELEASE_RQ)  # type: ignore[union-attr]
+                    self._transport.write(RELEASE_RQ_BYTES)  # type: ignore[union-attr]
                     self._set_deadline(now, self._timeouts.release)
                 return
         elif stage == _ASSOCIATE:
@@ -238,7 +236,7 @@ class FastAssociation(asyncio.Protocol):
                 self._stage = _ECHO
                 self._send_echo(now)
                 return
-        elif stage == _RELEASE and data == _RELEASE_RP:
+        elif stage == _RELEASE and data == RELEASE_RP_BYTES:
             self._finish(perf_counter())
             return
         elif stage == _DONE:
@@ -277,8 +275,7 @@ class FastAssociation(asyncio.Protocol):
     # -- the usual conversation
 
     def _send_echo(self, now: float) -> None:
-        index = len(self._replies)
-        message_id = (index % 0xFFFF) + 1
+        message_id = message_id_for(len(self._replies))
         negotiated = self._negotiated
         assert negotiated is not None  # set before the first echo
         packed = _LE16.pack(message_id)
@@ -395,7 +392,7 @@ class FastAssociation(asyncio.Protocol):
         at = self._ac_at
         for index, reply in enumerate(self._replies):
             at += reply.rtt_ms / 1000.0
-            reads.append((head + _LE16.pack((index % 0xFFFF) + 1) + tail, at))
+            reads.append((head + _LE16.pack(message_id_for(index)) + tail, at))
         return reads
 
     def _sent_bytes(self) -> bytes:
@@ -406,11 +403,11 @@ class FastAssociation(asyncio.Protocol):
             for index in range(echoes):
                 sent.append(
                     echo_request_pdus(
-                        (index % 0xFFFF) + 1, negotiated.context_id, negotiated.max_fragment
+                        message_id_for(index), negotiated.context_id, negotiated.max_fragment
                     )
                 )
         if self._stage >= _RELEASE:
-            sent.append(_RELEASE_RQ)
+            sent.append(RELEASE_RQ_BYTES)
         return b"".join(sent)
 
     def _diverged(self, what: str) -> None:

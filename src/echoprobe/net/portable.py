@@ -30,7 +30,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from echoprobe.errors import ConnectionLost, ConnectTimeout, DeadlineExceeded, ProbeError
+from echoprobe.errors import ConnectionLost, ProbeError
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.association import (
     AssociationOutcome,
@@ -41,7 +41,7 @@ from echoprobe.net.association import (
     Wait,
 )
 from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining
-from echoprobe.net.errors_map import map_connect_error, map_resolve_error
+from echoprobe.net.errors_map import connect_timeout_error, map_connect_error, map_resolve_error
 from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.connection import ULConnection
@@ -157,11 +157,8 @@ async def run_echo_portable(
             break
         except TimeoutError as exc:
             flow.close()
-            if total_deadline is not None and clock() >= total_deadline:
-                raise DeadlineExceeded(
-                    "the association's deadline passed while connecting", phase="connect"
-                ) from exc
-            raise ConnectTimeout(f"connect to {address} timed out", phase="connect") from exc
+            passed = total_deadline is not None and clock() >= total_deadline
+            raise connect_timeout_error(address, deadline_passed=passed) from exc
         except OSError as exc:
             last_error = map_connect_error(_os_cause(exc), address=address)
     if last_error is not None or stream is None:
@@ -204,14 +201,11 @@ async def _start_tls(
 ) -> TLSStream:
     """The TLS handshake on a connected stream, bounded by `Timeouts.tls` and the absolute
     deadline; failures are mapped as the asyncio driver maps them, and the stream closed."""
-    from echoprobe.net import tls as tls_errors  # noqa: PLC0415 - only with TLS
-    from echoprobe.net.tls import client_settings  # noqa: PLC0415 - only with TLS
+    from echoprobe.net import tls as tls_support  # noqa: PLC0415 - only with TLS
 
-    context, server_hostname = client_settings(tls, host)
+    context, server_hostname = tls_support.client_settings(tls, host)
     started = perf_counter()
-    remaining = _remaining(total_deadline, started)
-    by_total = remaining is not None and (timeouts.tls is None or remaining < timeouts.tls)
-    limit = remaining if by_total else timeouts.tls
+    limit, by_total = tls_support.handshake_limit(timeouts.tls, total_deadline, started)
     try:
         with anyio.fail_after(limit):
             # Not standard-compatible: DICOM peers commonly close without close_notify.
@@ -224,11 +218,11 @@ async def _start_tls(
             )
     except TimeoutError as exc:
         await anyio.aclose_forcefully(stream)
-        raise tls_errors.handshake_timeout(timeouts.tls, by_total=by_total) from exc
+        raise tls_support.handshake_timeout(timeouts.tls, by_total=by_total) from exc
     except (*_STREAM_ERRORS, ssl.SSLError) as exc:
         await anyio.aclose_forcefully(stream)
         cause = exc.__cause__ if isinstance(exc.__cause__, ssl.SSLError | OSError) else exc
-        raise tls_errors.map_handshake_error(cause) from exc
+        raise tls_support.map_handshake_error(cause) from exc
     timings["tls"] = (perf_counter() - started) * 1000.0
     return wrapped
 

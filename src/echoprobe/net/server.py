@@ -37,7 +37,7 @@ from echoprobe.dimse.echo import canonical_echo_request, echo_response_command, 
 from echoprobe.dimse.fragment import Reassembler, fragment_command
 from echoprobe.errors import DIMSEError, RemoteProtocolError
 from echoprobe.net.addresses import format_address, strip_brackets
-from echoprobe.ul.codec import encode_pdu
+from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES, encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.constants import ContextResult
 from echoprobe.ul.events import (
@@ -57,7 +57,7 @@ from echoprobe.ul.negotiation import (
     check_request,
     effective_send_pdu,
 )
-from echoprobe.ul.pdu import Abort, AssociateRJ, ReleaseRP, ReleaseRQ, ae_text
+from echoprobe.ul.pdu import Abort, AssociateRJ, ae_text
 
 if TYPE_CHECKING:
     import ssl
@@ -72,8 +72,6 @@ PHASES: Final = ("connect", "associate", "echo", "release")
 ("associate"), on each C-ECHO-RQ ("echo"), on the A-RELEASE-RQ ("release")."""
 
 _A_RELEASE_RQ_TYPE: Final = 0x05
-_RELEASE_RQ: Final = encode_pdu(ReleaseRQ())
-_RELEASE_RP: Final = encode_pdu(ReleaseRP())
 _AC_CACHE_MAX: Final = 512  # distinct A-ASSOCIATE-RQs remembered (each ≤ _AC_CACHE_RQ_MAX)
 _AC_CACHE_RQ_MAX: Final = 4096
 _SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try when one is taken
@@ -397,9 +395,9 @@ class _SCPProtocol(asyncio.Protocol):
             return False
         if stage == _ASSOCIATED:
             now = self._loop.time()
-            if data == _RELEASE_RQ:
+            if data == RELEASE_RQ_BYTES:
                 scp.counters.releases += 1
-                transport.write(_RELEASE_RP)
+                transport.write(RELEASE_RP_BYTES)
                 self._fast_stage = _RELEASED
                 self._released_at = now
                 return True
@@ -444,7 +442,7 @@ class _SCPProtocol(asyncio.Protocol):
             conn.next_event()  # the AssociationRequested the shortcut answered
             conn.accept(self._ac_bytes)
         if stage == _RELEASED:
-            conn.receive_data(_RELEASE_RQ, self._released_at)
+            conn.receive_data(RELEASE_RQ_BYTES, self._released_at)
             conn.next_event()  # the ReleaseRequested the shortcut answered
             conn.respond_release(self._released_at)  # ARTIM runs from the real RP
         conn.data_to_send()  # written already

@@ -72,6 +72,7 @@ __all__ = [
     "connection_details",
     "dcmtk_condition",
     "handshake_blocking",
+    "handshake_limit",
     "handshake_timeout",
     "map_handshake_error",
     "server_context_for",
@@ -999,6 +1000,16 @@ def map_handshake_error(exc: BaseException, *, phase: str = "tls") -> ProbeError
         reason = exc.strerror or type(exc).__name__
         return _link(TLSError(f"OpenSSL I/O error (SSL_ERROR_SYSCALL): {reason}", phase=phase), exc)
     return _link(TLSError(f"TLS error: {exc!r}", phase=phase), exc)
+
+
+def handshake_limit(
+    timeout: float | None, total_deadline: float | None, now: float
+) -> tuple[float | None, bool]:
+    """How long a handshake starting at `now` may take (None: no bound; ≤ 0: already over),
+    and whether the association's absolute deadline, not `Timeouts.tls`, is what bounds it."""
+    remaining = None if total_deadline is None else total_deadline - now
+    by_total = remaining is not None and (timeout is None or remaining < timeout)
+    return (remaining if by_total else timeout), by_total
 
 
 def handshake_timeout(limit: float | None, *, by_total: bool) -> ProbeError:

@@ -44,8 +44,8 @@ _PDV_HEAD = Struct(">LBB")  # item length, context id, message control header
 _ASSOC_FIXED = 68  # protocol version(2) reserved(2) called(16) calling(16) reserved(32)
 HEADER_LENGTH = 6
 
-_RELEASE_RQ_BYTES = b"\x05\x00\x00\x00\x00\x04\x00\x00\x00\x00"
-_RELEASE_RP_BYTES = b"\x06\x00\x00\x00\x00\x04\x00\x00\x00\x00"
+RELEASE_RQ_BYTES = b"\x05\x00\x00\x00\x00\x04\x00\x00\x00\x00"
+RELEASE_RP_BYTES = b"\x06\x00\x00\x00\x00\x04\x00\x00\x00\x00"
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,9 +161,9 @@ def encode_pdu(pdu: PDU) -> bytes:
     if isinstance(pdu, AssociateRJ):
         return bytes((3, 0, 0, 0, 0, 4, 0, pdu.result, pdu.source, pdu.reason))
     if isinstance(pdu, ReleaseRQ):
-        return _RELEASE_RQ_BYTES
+        return RELEASE_RQ_BYTES
     if isinstance(pdu, ReleaseRP):
-        return _RELEASE_RP_BYTES
+        return RELEASE_RP_BYTES
     if isinstance(pdu, Abort):
         return bytes((7, 0, 0, 0, 0, 4, 0, 0, pdu.source, pdu.reason))
     raise TypeError(f"not a PDU: {pdu!r}")

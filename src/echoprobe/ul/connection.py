@@ -21,7 +21,13 @@ from enum import Enum
 from struct import Struct
 
 from echoprobe.errors import LocalProtocolError, RemoteProtocolError
-from echoprobe.ul.codec import decode_pdu, encode_pdata, encode_pdu
+from echoprobe.ul.codec import (
+    RELEASE_RP_BYTES,
+    RELEASE_RQ_BYTES,
+    decode_pdu,
+    encode_pdata,
+    encode_pdu,
+)
 from echoprobe.ul.constants import AbortReason, AbortSource, PDUType
 from echoprobe.ul.events import (
     NEED_DATA,
@@ -46,13 +52,9 @@ from echoprobe.ul.pdu import (
     AssociateRJ,
     AssociateRQ,
     PDataTF,
-    ReleaseRP,
-    ReleaseRQ,
 )
 
 _HEADER = Struct(">BBL")
-_RELEASE_RQ = encode_pdu(ReleaseRQ())
-_RELEASE_RP = encode_pdu(ReleaseRP())
 
 # PDU type → the PS3.8 event of its arrival (Table 9-2).
 _PDU_EVENT: dict[int, Event] = {
@@ -327,7 +329,7 @@ class ULConnection:
         self._emit(DataReceived(pdu.pdvs))
 
     def _ar1(self, _e: Event, _p: object) -> None:
-        self._outgoing.append(_RELEASE_RQ)
+        self._outgoing.append(RELEASE_RQ_BYTES)
 
     def _ar2(self, _e: Event, _p: object) -> None:
         self._emit(ReleaseRequested())
@@ -337,7 +339,7 @@ class ULConnection:
         self.close_requested = True
 
     def _ar4(self, _e: Event, _p: object) -> None:
-        self._outgoing.append(_RELEASE_RP)
+        self._outgoing.append(RELEASE_RP_BYTES)
         self._start_artim()
 
     def _ar5(self, _e: Event, _p: object) -> None:
@@ -352,7 +354,7 @@ class ULConnection:
         return State.STA9 if self.role is Role.REQUESTOR else State.STA10
 
     def _ar9(self, _e: Event, _p: object) -> None:
-        self._outgoing.append(_RELEASE_RP)
+        self._outgoing.append(RELEASE_RP_BYTES)
 
     def _ar10(self, _e: Event, _p: object) -> None:
         self._emit(ReleaseConfirmed())

@@ -1,4 +1,5 @@
-"""`echoprobe`: the command for fleets and load — `sweep`, `load`, `scp`, `demo`.
+"""`echoprobe`: the command for fleets and load — `sweep`, `load`, `scp`, `demo`,
+`check` (a monitoring plugin), `exporter` (Prometheus) and `inventory`.
 
 Each subcommand lives in its own module `cli/cmd_<name>.py`, exposing
 `register(subparsers)`, which adds its parser and sets `func` to a callable taking the parsed
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 from echoprobe import __version__
 
-SUBCOMMANDS = ("sweep", "load", "scp", "demo")
+SUBCOMMANDS = ("sweep", "load", "scp", "demo", "check", "exporter", "inventory")
 
 
 def build_parser() -> argparse.ArgumentParser:

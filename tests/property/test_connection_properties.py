@@ -33,7 +33,14 @@ from tests.support.ul_drive import (
 from echoprobe.errors import LocalProtocolError, RemoteProtocolError
 from echoprobe.ul.codec import decode_pdu
 from echoprobe.ul.connection import Role, ULConnection
-from echoprobe.ul.events import ProtocolViolation, ULEvent
+from echoprobe.ul.events import (
+    AssociationRequested,
+    DataReceived,
+    ProtocolViolation,
+    ReleaseRequested,
+    Sentinel,
+    ULEvent,
+)
 from echoprobe.ul.framing import FrameLimits, Framer
 from echoprobe.ul.fsm import TRANSITIONS, Event, State
 
@@ -210,3 +217,62 @@ def test_random_sequences_stay_inside_the_table(
         outputs.append(conn.data_to_send())
         _check_events(drain(conn))
     _check_sent(outputs)
+
+
+# -- on demand: an acceptor answering each event, however the bytes are sliced ----------------
+
+ASSOCIATION_BYTES = st.lists(
+    st.sampled_from(
+        [
+            PDU_FOR_EVENT[Event.EVT6],  # A-ASSOCIATE-RQ
+            PDATA_BYTES,
+            PDU_FOR_EVENT[Event.EVT12],  # A-RELEASE-RQ
+            PDU_FOR_EVENT[Event.EVT13],  # A-RELEASE-RP
+            PDU_FOR_EVENT[Event.EVT16],  # A-ABORT
+            PDU_FOR_EVENT[Event.EVT19],  # an unknown PDU type
+            b"\xff",  # a stray byte
+        ]
+    ),
+    min_size=1,
+    max_size=6,
+).map(b"".join)
+
+
+def _answer_all(conn: ULConnection) -> list[ULEvent]:
+    """What `EchoSCP` does with each event: answer it if the state still takes the answer."""
+    events: list[ULEvent] = []
+    while not isinstance(event := conn.next_event(), Sentinel):
+        events.append(event)
+        if isinstance(event, AssociationRequested) and conn.allows(Event.EVT7):
+            conn.accept(ACCEPT)
+        elif isinstance(event, DataReceived) and conn.allows(Event.EVT9):
+            conn.send_pdata(PDATA)
+        elif (
+            isinstance(event, ReleaseRequested) and not event.collision and conn.allows(Event.EVT14)
+        ):
+            conn.respond_release(0.0)
+    return events
+
+
+@FAST
+@given(ASSOCIATION_BYTES, st.integers(1, 9), st.booleans())
+def test_on_demand_answers_do_not_depend_on_slicing(data: bytes, step: int, close: bool) -> None:
+    """On demand, an acceptor that answers every event it may answer sends the same bytes and
+    sees the same events whether the requestor's bytes come whole or in pieces, and never
+    calls a primitive its state does not take."""
+
+    def run(pieces: list[bytes]) -> tuple[list[object], bytes, State]:
+        conn = ULConnection(Role.ACCEPTOR, artim_timeout=ARTIM, on_demand=True)
+        conn.connection_made(0.0)
+        events: list[object] = []
+        for piece in pieces:
+            conn.receive_data(piece, 0.0)
+            events += [_key(e) for e in _answer_all(conn)]
+        if close:
+            conn.receive_data(b"", 0.0)
+            events += [_key(e) for e in _answer_all(conn)]
+        return events, conn.data_to_send(), conn.state
+
+    whole = run([data])
+    sliced = run([data[i : i + step] for i in range(0, len(data), step)])
+    assert sliced == whole

@@ -96,7 +96,7 @@ associate_ac = st.builds(
     other=raw_items(_ASSOCIATE_ITEMS),
 )
 pdv = st.builds(PDV, u8, u8, st.binary(max_size=40))
-pdata = st.builds(PDataTF, st.lists(pdv, max_size=5).map(tuple))
+pdata = st.builds(PDataTF, st.lists(pdv, min_size=1, max_size=5).map(tuple))  # PS3.8 §9.3.5: ≥ 1 PDV
 
 pdus: st.SearchStrategy[PDU] = st.one_of(
     associate_rq,

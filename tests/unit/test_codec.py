@@ -129,7 +129,6 @@ GOLDEN: list[tuple[str, PDU, bytes]] = [
     ("associate-rj", AssociateRJ(1, 1, 7), h("03 00 00000004 00 01 01 07")),
     ("associate-rj-transient", AssociateRJ(2, 3, 1), h("03 00 00000004 00 02 03 01")),
     ("p-data-tf", PDataTF((PDV(1, 0x03, ECHO_RQ_COMMAND),)), ECHO_RQ_PDATA),
-    ("p-data-tf-empty", PDataTF(()), h("04 00 00000000")),
     (
         "p-data-tf-several",
         PDataTF((PDV(3, 0x01, b"ab"), PDV(3, 0x03, b""), PDV(5, 0x02, b"\xff"))),
@@ -422,6 +421,7 @@ MALFORMED: list[tuple[str, bytes, str, int]] = [
     ("ac-body-67", h("02 00 00000043") + bytes(67), "fixed_fields", 73),
     ("ac-body-0", h("02 00 00000000"), "fixed_fields", 6),
     ("rq-body-10", h("01 00 0000000a") + bytes(10), "fixed_fields", 16),
+    ("pdata-without-pdv", h("04 00 00000000"), "pdv.items", 6),
     ("pdv-length-0", h("04 00 00000006 00000000 0103"), "pdv.item_length", 6),
     ("pdv-length-1", h("04 00 00000006 00000001 0103"), "pdv.item_length", 6),
     ("pdv-overrun", h("04 00 00000008 00000005 0103 aabb"), "pdv.item_length", 6),

@@ -19,7 +19,7 @@ STREAM_PDUS = [
     encode_pdu(answer_request(REQUEST, AcceptorPolicy())),
     encode_pdu(AssociateRJ(2, 3, 1)),
     encode_pdata([PDV(1, 0x03, bytes(range(68)))]),
-    encode_pdata([]),  # a P-DATA-TF without PDVs is legal
+    encode_pdata([PDV(3, 0x02, b"")]),  # an empty fragment is legal (an empty P-DATA-TF is not)
     encode_pdata([PDV(1, 0x01, b""), PDV(1, 0x03, b"ab")]),
     encode_pdu(ReleaseRQ()),
     encode_pdu(ReleaseRP()),

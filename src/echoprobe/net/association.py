@@ -60,7 +60,7 @@ from echoprobe.ul.events import (
 from echoprobe.ul.events import (
     AssociationRejected as RejectedEvent,
 )
-from echoprobe.ul.fsm import State
+from echoprobe.ul.fsm import Event, State
 from echoprobe.ul.negotiation import Negotiated, validate_accept
 from echoprobe.ul.pdu import AssociateAC, AssociateRQ
 
@@ -386,13 +386,16 @@ def run_association(
                 # Release collision, requestor side: Sta9 → AR-9 → Sta11 → await RP (AR-3).
                 outcome.release = "collision"
                 outcome.collision = True
-                conn.respond_release(clock())
+                if conn.allows(Event.EVT14):  # not when an A-ABORT came in the same read
+                    conn.respond_release(clock())
                 continue
             if isinstance(event, ReleaseRequested):
                 # The peer asked first (AR-2, Sta8), before our request went out: answer it
                 # (AR-4, A-RELEASE-RP); the association is released and the peer closes.
-                conn.respond_release(clock())
-                break
+                if conn.allows(Event.EVT14):  # not when an A-ABORT came in the same read
+                    conn.respond_release(clock())
+                    break
+                continue  # the loop reports what ended it
             if isinstance(event, DataReceived):
                 continue  # AR-6: data may still arrive before the RP; nothing expects it
             raise _raise_for(event, "release")

@@ -17,11 +17,29 @@ Rules:
   A-ASSOCIATE-RJ transient, service-provider (presentation), local-limit-exceeded (Table 9-21).
 - `close()` stops listening, aborts every open association (A-ABORT, source 0) and closes
   every connection.
+
+Hostile clients (a test SCP is the target of every load test, and is embedded in services):
+- Every PDU of a read is processed in order; an answer is given only while the state still
+  takes it (`ULConnection.allows`): an A-ASSOCIATE-RQ and an A-ABORT in one read end the
+  association without an answer.
+- Writes are back-pressured: a client that does not read its answers is not read either, so
+  what is buffered for it stays bounded (the transport's high-water mark plus one read).
+- Only whole PDUs count as activity for `idle_timeout`; a PDU, once begun, must be whole within
+  `pdu_timeout`; a connection lives at most `max_lifetime`. A trickling client cannot hold a
+  slot by sending a byte now and then.
+- When every association slot (`max_associations`) is taken, a new request reclaims the slot of
+  the association idle the longest, if it has been idle `reclaim_idle` seconds or more.
+- Connections that are not yet associated may together buffer at most `max_pending_bytes` of
+  unfinished PDUs; the one that would pass the cap is dropped.
+- Every drop is counted in `SCPCounters` and logged once per kind (then at DEBUG level); no
+  exception escapes a protocol callback (one is counted as `internal_errors`, logged once with
+  its traceback, and its connection aborted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -49,7 +67,7 @@ from echoprobe.ul.events import (
     ReleaseConfirmed,
     ReleaseRequested,
 )
-from echoprobe.ul.fsm import State
+from echoprobe.ul.fsm import Event, State
 from echoprobe.ul.negotiation import (
     PDV_OVERHEAD,
     AcceptorPolicy,
@@ -188,6 +206,12 @@ class SCPCounters:
     timeouts: int = 0  # connections closed by the idle bound or the ARTIM timer
     protocol_errors: int = 0  # the peer broke PS3.8/PS3.7 (we aborted)
     peak_associations: int = 0  # most associations established at the same time
+    dropped_slow_pdu: int = 0  # a PDU not whole within pdu_timeout of its first byte
+    dropped_lifetime: int = 0  # connections older than max_lifetime
+    dropped_buffer_cap: int = 0  # unassociated connections past max_pending_bytes together
+    reclaimed_idle: int = 0  # idle associations aborted to make room for a new one
+    write_pauses: int = 0  # times a client's unread answers stopped us reading it
+    internal_errors: int = 0  # a bug, caught at the protocol callback (logged once)
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -289,11 +313,14 @@ class _SCPProtocol(asyncio.Protocol):
         "_listener",
         "_loop",
         "_max_fragment",
+        "_pdu_since",
+        "_pending",
         "_reassembler",
         "_released_at",
         "_rq_raw",
         "_scp",
         "_silent",
+        "_started_at",
         "_transport",
         "_trickle_buf",
         "_trickle_timer",
@@ -303,8 +330,13 @@ class _SCPProtocol(asyncio.Protocol):
         self._scp = scp
         self._listener = listener
         self._loop = scp._loop_or_raise()
+        # On demand: PDUs that arrive together are answered one by one, in order (an
+        # A-ASSOCIATE-RQ pipelined with a C-ECHO-RQ is answered as DCMTK's SCPs answer it).
         self._conn = ULConnection(
-            Role.ACCEPTOR, max_receive_pdu=scp.max_pdu, artim_timeout=scp.artim_timeout
+            Role.ACCEPTOR,
+            max_receive_pdu=scp.max_pdu,
+            artim_timeout=scp.artim_timeout,
+            on_demand=True,
         )
         self._transport: asyncio.Transport | None = None
         self._faults = listener.faults
@@ -327,6 +359,9 @@ class _SCPProtocol(asyncio.Protocol):
         self._rq_raw = self._ac_bytes = b""
         self._accepted_ids: frozenset[int] = frozenset()
         self._released_at = 0.0
+        self._started_at = 0.0
+        self._pdu_since: float | None = None  # when the unfinished PDU's first byte came
+        self._pending = 0  # bytes of an unfinished PDU counted in the SCP's pending total
 
     # -- asyncio callbacks
 
@@ -337,6 +372,7 @@ class _SCPProtocol(asyncio.Protocol):
         scp.counters.connections += 1
         scp._open.add(self)
         now = self._loop.time()
+        self._started_at = now
         self._idle_at = now + scp.idle_timeout
         self._conn.connection_made(now)
         if self._faulty:
@@ -345,20 +381,37 @@ class _SCPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._fast and self._shortcut(data):
             return
+        try:
+            self._receive(data)
+        except Exception as exc:  # a bug: never a traceback per connection, never a lost loop
+            self._internal_error(exc)
+
+    def _receive(self, data: bytes) -> None:
         if self._held is not None:
             self._held.append(data)
             return
         if self._ending:
             return
         now = self._loop.time()
-        self._idle_at = now + self._idle_timeout
         conn = self._conn
         if self._collide and conn.state is State.STA6 and not conn.mid_pdu:
             self._collide_if_release(data, now)
         conn.receive_data(data, now)
-        self._pump()
+        if self._pump():
+            self._idle_at = now + self._idle_timeout  # whole PDUs are activity; bytes are not
+            self._pdu_since = now if conn.mid_pdu else None
+        elif self._pdu_since is None and conn.mid_pdu:
+            self._pdu_since = now
+        self._count_pending()
 
     def eof_received(self) -> bool:
+        try:
+            return self._eof()
+        except Exception as exc:
+            self._internal_error(exc)
+            return False
+
+    def _eof(self) -> bool:
         if self._fast:
             if self._fast_stage == _RELEASED:
                 # The usual end: the requestor closes after our A-RELEASE-RP (AR-5, Sta1).
@@ -373,6 +426,44 @@ class _SCPProtocol(asyncio.Protocol):
         self._pump()
         return False
 
+    def pause_writing(self) -> None:
+        # The client is not reading our answers: stop reading its requests until it does.
+        self._scp.counters.write_pauses += 1
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def _internal_error(self, exc: Exception) -> None:
+        scp = self._scp
+        scp.counters.internal_errors += 1
+        if "internal" not in scp._logged:
+            scp._logged.add("internal")
+            log.error("internal error on a connection (aborted; counted from now on)", exc_info=exc)
+        else:
+            log.debug("internal error on a connection: %r", exc)
+        with contextlib.suppress(Exception):
+            self._abort_and_close()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+
+    def _count_pending(self) -> None:
+        """Keep the SCP's total of unfinished-PDU bytes on unassociated connections, and drop
+        this connection if it would take the total past `max_pending_bytes`."""
+        held = 0 if self._associated else self._conn.buffered
+        if held == self._pending:
+            return
+        scp = self._scp
+        scp._pending_bytes += held - self._pending
+        self._pending = held
+        if held and scp._pending_bytes > scp.max_pending_bytes:
+            self._drop("dropped_buffer_cap", "buffered request bytes past max_pending_bytes")
+
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._hold_timer, self._trickle_timer):
             if timer is not None:
@@ -380,9 +471,13 @@ class _SCPProtocol(asyncio.Protocol):
         self._hold_timer = self._trickle_timer = None
         scp = self._scp
         scp._open.discard(self)
+        if self._pending:
+            scp._pending_bytes -= self._pending
+            self._pending = 0
         if self._associated:
             self._associated = False
             scp._associated -= 1
+            scp._association_set.discard(self)
 
     # -- the usual conversation, from cached bytes
 
@@ -453,18 +548,22 @@ class _SCPProtocol(asyncio.Protocol):
         counters = scp.counters
         self._associated = True
         scp._associated += 1
+        scp._association_set.add(self)
         counters.associations += 1
         counters.peak_associations = max(counters.peak_associations, scp._associated)
 
     # -- the SCP's side of the dialogue
 
-    def _pump(self) -> None:
+    def _pump(self) -> bool:
+        """Answer every event the connection has; True if there was any (a whole PDU came)."""
         conn = self._conn
         counters = self._scp.counters
+        progressed = False
         while self._held is None and not self._ending:
             event = conn.next_event()
             if event is NEED_DATA:
                 break
+            progressed = True
             kind = type(event)
             if kind is DataReceived:
                 if not self._silent:
@@ -485,6 +584,7 @@ class _SCPProtocol(asyncio.Protocol):
             elif kind is ProtocolViolation:
                 counters.protocol_errors += 1
         self._flush()
+        return progressed
 
     def _act(self, phase: str, answer: Callable[[], None]) -> None:
         """Answer now, later, never, or misbehave instead, as the faults say for `phase`."""
@@ -546,12 +646,16 @@ class _SCPProtocol(asyncio.Protocol):
     def _answer_request(self, event: AssociationRequested) -> None:
         scp = self._scp
         counters = scp.counters
+        if not self._conn.allows(Event.EVT7):
+            return  # the peer aborted or closed in the same read: nobody to answer
         rq = event.request
         rj = check_request(rq, self._listener.policy)
         f = self._faults
         if rj is None and f.reject is not None:
             rj = AssociateRJ(*f.reject)
         limit = scp.max_associations
+        if rj is None and limit is not None and scp._associated >= limit:
+            scp._reclaim_slot(self._loop.time())
         if rj is None and limit is not None and scp._associated >= limit:
             counters.rejected_busy += 1
             rj = AssociateRJ(2, 3, 2)  # transient, presentation, local-limit-exceeded
@@ -598,6 +702,8 @@ class _SCPProtocol(asyncio.Protocol):
             self._act("echo", lambda: self._answer_echo(message_id, context_id))
 
     def _answer_echo(self, message_id: int, context_id: int) -> None:
+        if not self._conn.allows(Event.EVT9):
+            return  # an A-ABORT, A-RELEASE-RP or bad PDU came behind the request
         f = self._faults
         counters = self._scp.counters
         counters.echoes += 1
@@ -608,6 +714,8 @@ class _SCPProtocol(asyncio.Protocol):
         )
 
     def _answer_release(self) -> None:
+        if not self._conn.allows(Event.EVT14):
+            return  # an A-ABORT or a bad PDU came behind the A-RELEASE-RQ
         self._scp.counters.releases += 1
         self._conn.respond_release(self._loop.time())
 
@@ -690,6 +798,13 @@ class _SCPProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing() or self._held is not None:
             return  # a delay on purpose is bounded by its own timer
+        scp = self._scp
+        if scp.max_lifetime is not None and now - self._started_at >= scp.max_lifetime:
+            self._drop("dropped_lifetime", "connection older than max_lifetime")
+            return
+        if self._pdu_since is not None and now - self._pdu_since >= scp.pdu_timeout:
+            self._drop("dropped_slow_pdu", "a PDU not whole within pdu_timeout")
+            return
         if self._fast and self._fast_stage != _AWAIT_RQ:
             # The ULConnection has not seen the shortcut's PDUs: its timer is stale.
             ended = self._released_at + self._scp.artim_timeout
@@ -711,6 +826,17 @@ class _SCPProtocol(asyncio.Protocol):
             self._scp.counters.timeouts += 1
             self._abort_and_close()
 
+    def _drop(self, counter: str, why: str) -> None:
+        """End a connection that broke one of the SCP's bounds: count, log once, abort."""
+        scp = self._scp
+        setattr(scp.counters, counter, getattr(scp.counters, counter) + 1)
+        if counter not in scp._logged:
+            scp._logged.add(counter)
+            log.warning("dropping a client: %s (counted as %s; logged once)", why, counter)
+        else:
+            log.debug("dropping a client: %s", why)
+        self._abort_and_close()
+
     def _abort_and_close(self) -> None:
         """A-ABORT (source 0) when associated, then close: shutdown and the idle bound."""
         self._leave_shortcut()
@@ -728,6 +854,10 @@ class _SCPProtocol(asyncio.Protocol):
 
 def _nothing() -> None:
     pass
+
+
+def _idle_at(proto: _SCPProtocol) -> float:
+    return proto._idle_at
 
 
 def _tls_server_options(tls: TLSConfig | ssl.SSLContext, handshake: float) -> dict[str, Any]:
@@ -785,6 +915,10 @@ class EchoSCP:
         max_associations: int | None = None,
         idle_timeout: float = 30.0,
         artim_timeout: float = 5.0,
+        pdu_timeout: float = 10.0,
+        max_lifetime: float | None = 600.0,
+        reclaim_idle: float | None = 1.0,
+        max_pending_bytes: int = 16 << 20,
         backlog: int = 4096,
         reuse_port: bool = False,
         tls: TLSConfig | ssl.SSLContext | None = None,
@@ -802,8 +936,14 @@ class EchoSCP:
             raise ValueError("max_associations must be ≥ 0")
         if not 0 <= max_pdu <= 0xFFFFFFFF:
             raise ValueError("max_pdu must fit in 32 bits (0 = no limit)")
-        if not (idle_timeout > 0 and artim_timeout > 0):
-            raise ValueError("idle_timeout and artim_timeout must be positive")
+        if not (idle_timeout > 0 and artim_timeout > 0 and pdu_timeout > 0):
+            raise ValueError("idle_timeout, artim_timeout and pdu_timeout must be positive")
+        if max_lifetime is not None and not max_lifetime > 0:
+            raise ValueError("max_lifetime must be positive (None: no bound)")
+        if reclaim_idle is not None and not reclaim_idle >= 0:
+            raise ValueError("reclaim_idle must be ≥ 0 (None: never reclaim)")
+        if max_pending_bytes < 0:
+            raise ValueError("max_pending_bytes must be ≥ 0")
         self.same_port = same_port
         base = AcceptorPolicy()
         supported = (
@@ -828,6 +968,10 @@ class EchoSCP:
         self.max_associations = max_associations
         self.idle_timeout = idle_timeout
         self.artim_timeout = artim_timeout
+        self.pdu_timeout = pdu_timeout
+        self.max_lifetime = max_lifetime
+        self.reclaim_idle = reclaim_idle
+        self.max_pending_bytes = max_pending_bytes
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.tls = tls
@@ -837,10 +981,13 @@ class EchoSCP:
         self._listeners: list[_Listener] = []
         self._open: set[_SCPProtocol] = set()
         self._associated = 0
+        self._association_set: set[_SCPProtocol] = set()
+        self._pending_bytes = 0  # unfinished-PDU bytes held for unassociated connections
+        self._logged: set[str] = set()  # drop kinds already logged at WARNING
         self._ac_cache: dict[tuple[bytes, bool], tuple[bytes, frozenset[int], int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
-        self._tick_every = min(0.25, artim_timeout / 4, idle_timeout / 4)
+        self._tick_every = min(0.25, artim_timeout / 4, idle_timeout / 4, pdu_timeout / 4)
 
     # -- public state
 
@@ -937,6 +1084,19 @@ class EchoSCP:
             listener.host, listener.port = resolved.host, resolved.port
             listener.faults, listener.policy = resolved.faults, resolved.policy
             self._listeners.append(listener)
+
+    def _reclaim_slot(self, now: float) -> None:
+        """Every slot is taken: abort the association idle the longest, if it has been idle
+        `reclaim_idle` s or more (its slot is free at once; its close follows)."""
+        if self.reclaim_idle is None or not self._association_set:
+            return
+        victim = min(self._association_set, key=_idle_at)
+        if now - (victim._idle_at - self.idle_timeout) < self.reclaim_idle:
+            return
+        self._association_set.discard(victim)
+        victim._associated = False
+        self._associated -= 1
+        victim._drop("reclaimed_idle", "every association slot taken; the idlest one reclaimed")
 
     def _tick(self) -> None:
         loop = self._loop_or_raise()

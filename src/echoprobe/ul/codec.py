@@ -329,7 +329,17 @@ def _decode_pc_ac(body: bytes, s: int, e: int, base: int) -> PresentationContext
 
 
 def decode_pdata(body: bytes) -> PDataTF:
-    """Split a P-DATA-TF body into PDVs (PS3.8 §9.3.5.1): each item length ≥ 2 and inside."""
+    """Split a P-DATA-TF body into PDVs (PS3.8 §9.3.5.1): each item length ≥ 2 and inside.
+
+    PS3.8 §9.3.5 requires one or more PDV items: an empty P-DATA-TF is an invalid PDU (it
+    carries nothing, and a peer sending a stream of them would otherwise make no progress
+    while looking alive)."""
+    if not body:
+        raise RemoteProtocolError(
+            "P-DATA-TF without a PDV item (PS3.8 §9.3.5 requires one or more)",
+            offset=HEADER_LENGTH,
+            field="pdv.items",
+        )
     pdvs: list[PDV] = []
     pos = 0
     end = len(body)

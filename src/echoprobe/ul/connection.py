@@ -12,6 +12,19 @@ Rules:
   reason) and stop reading, because the byte stream can no longer be trusted.
 - `close_requested` tells the driver to close the transport once `data_to_send()` is flushed
   (AE-4, AR-3, AA-2, AA-3, AA-4, and ARTIM expiry).
+- When a PDU is dispatched is the driver's choice, made once:
+  - on arrival (the default; the requestor's): every PDU of a read is dispatched by
+    `receive_data`, so the state is the peer's latest word (an A-ASSOCIATE-AC and an A-ABORT
+    in one read leave Sta1 at once);
+  - on demand (`on_demand=True`; the SCP's): a PDU is dispatched only once every event
+    before it has been taken with `next_event()`, as if the PDUs had arrived one by one with
+    the driver answering each in between (how DCMTK reads). Whatever arrives together (an
+    A-ASSOCIATE-RQ and a C-ECHO-RQ, a C-ECHO-RQ and an A-RELEASE-RQ, a PDU and a stray
+    byte), the answers are the same however the transport sliced the bytes.
+  An end of input (Evt17) is dispatched after the PDUs received before it. Either way the
+  driver answers an event only if `allows()` says the state still takes that primitive (the
+  answer is moot otherwise: the peer has aborted, released or broken the protocol, and the
+  events that follow say so).
 """
 
 from __future__ import annotations
@@ -80,10 +93,13 @@ class ULConnection:
         "_artim_deadline",
         "_artim_timeout",
         "_closed_input",
+        "_eof",
         "_events",
         "_framer",
         "_now",
+        "_on_demand",
         "_outgoing",
+        "_pending_frame",
         "_pending_rq",
         "_raw_associate",
         "close_requested",
@@ -98,8 +114,10 @@ class ULConnection:
         max_receive_pdu: int = 16384,
         artim_timeout: float = 30.0,
         limits: FrameLimits | None = None,
+        on_demand: bool = False,
     ) -> None:
         self.role = role
+        self._on_demand = on_demand
         self.state = State.STA1
         self.close_requested = False
         self._framer = Framer(limits or FrameLimits(max_pdata=max_receive_pdu))
@@ -109,6 +127,8 @@ class ULConnection:
         self._artim_deadline: float | None = None
         self._now = 0.0
         self._closed_input = False
+        self._eof = False  # the transport closed; Evt17 follows the PDUs received before it
+        self._pending_frame: tuple[int, bytes] | None = None  # a whole read that was one PDU
         self._pending_rq: bytes | None = None
         self._raw_associate = b""
 
@@ -116,8 +136,16 @@ class ULConnection:
 
     @property
     def mid_pdu(self) -> bool:
-        """True while a PDU has been partly received (used to classify stalls and closes)."""
+        """True while a PDU has been partly received (used to classify stalls and closes).
+        On demand, meaningful once `next_event()` has returned `NEED_DATA`."""
         return self._framer.buffered > 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and held: a PDU not yet whole (and, on demand, PDUs not yet
+        dispatched behind a waiting event)."""
+        frame = self._pending_frame
+        return self._framer.buffered + (0 if frame is None else len(frame[1]))
 
     @property
     def limits(self) -> FrameLimits:
@@ -135,34 +163,66 @@ class ULConnection:
         return out
 
     def next_event(self) -> ULEvent | Sentinel:
-        if self._events:
-            return self._events.popleft()
-        return NEED_DATA
+        """The next event; `NEED_DATA` when everything received so far has been dispatched.
+        On demand, taking the last waiting event lets the next buffered PDU be dispatched."""
+        events = self._events
+        if not events:
+            if self._on_demand:
+                self._dispatch_waiting()
+            if not events:
+                return NEED_DATA
+        return events.popleft()
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes from the transport; `b""` means the peer closed it (Evt17)."""
         self._now = now
         if not data:
-            self._transport_closed()
-            return
-        if self._input_ended():
-            return
-        framer = self._framer
-        frame = framer.whole(data)
-        if frame is not None:
-            self._arrived(*frame)
-            return
-        framer.feed(data)
-        while not self._input_ended():
+            self._eof = True
+        elif not (self._eof or self._input_ended()):
+            framer = self._framer
+            if self._pending_frame is None and not framer.buffered:
+                frame = framer.whole(data)
+                if frame is None:
+                    framer.feed(data)
+                else:
+                    self._pending_frame = frame  # the usual read: one whole PDU, no copy
+            else:
+                # A held whole PDU was received before anything in the framer: it goes first.
+                framer.feed(data)
+        if not self._on_demand:
+            while self._dispatch_next():
+                pass
+        elif not self._events:
+            self._dispatch_waiting()
+
+    def _dispatch_waiting(self) -> None:
+        """Dispatch received PDUs until one gives the driver an event (or none is left)."""
+        while not self._events and self._dispatch_next():
+            pass
+
+    def _dispatch_next(self) -> bool:
+        """Dispatch one incoming PDU, framing error or end of input; False if there is none."""
+        if not self._input_ended():
+            frame = self._pending_frame
+            if frame is not None:
+                self._pending_frame = None
+                self._arrived(*frame)
+                return True
             try:
-                frame = framer.next_pdu()
+                frame = self._framer.next_pdu()
             except RemoteProtocolError as exc:
                 self._closed_input = True
                 self._dispatch(Event.EVT19, exc)
-                return
-            if frame is None:
-                return
-            self._arrived(*frame)
+                return True
+            if frame is not None:
+                self._arrived(*frame)
+                return True
+        if self._eof:
+            self._eof = False
+            self._pending_frame = None
+            self._transport_closed()
+            return True
+        return False
 
     def _arrived(self, pdu_type: int, body: bytes) -> None:
         try:
@@ -217,6 +277,10 @@ class ULConnection:
         self._dispatch(Event.EVT17, None)
 
     # -------------------------------------------------------------------- local primitives
+
+    def allows(self, primitive: Event) -> bool:
+        """Whether the current state takes this local primitive (Table 9-10 has a cell)."""
+        return (self.state, primitive) in TRANSITIONS
 
     def accept(self, accept: AssociateAC | bytes) -> None:
         """A-ASSOCIATE response, accept (Evt7, acceptor)."""

@@ -269,6 +269,17 @@ def register(subparsers: Any) -> None:
                    help="close a connection idle this long (default 30)")  # fmt: skip
     p.add_argument("--artim-timeout", type=float, default=5.0, metavar="S",
                    help="ARTIM timer (default 5)")  # fmt: skip
+    h = p.add_argument_group("bounds a client cannot stretch")
+    h.add_argument("--pdu-timeout", type=float, default=10.0, metavar="S",
+                   help="a PDU must be whole S s after its first byte (default 10)")  # fmt: skip
+    h.add_argument("--max-lifetime", type=float, default=600.0, metavar="S",
+                   help="close any connection older than S s (default 600; 0 = none)")  # fmt: skip
+    h.add_argument("--reclaim-idle", type=float, default=1.0, metavar="S",
+                   help="when every --max-associations slot is taken, abort the association "
+                   "idle the longest if idle ≥ S seconds (default 1; -1 = never)")  # fmt: skip
+    h.add_argument("--max-pending-bytes", type=int, default=16 << 20, metavar="BYTES",
+                   help="unfinished requests of connections not yet associated may hold this "
+                   "much together (default 16 MiB)")  # fmt: skip
     p.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the counters at exit")
 
@@ -345,9 +356,13 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
         raise SpecError("--max-associations must be ≥ 0")
     if args.duration is not None and not args.duration > 0:
         raise SpecError("--duration must be positive")
-    for name in ("idle_timeout", "artim_timeout"):
+    for name in ("idle_timeout", "artim_timeout", "pdu_timeout"):
         if not getattr(args, name) > 0:
             raise SpecError(f"--{name.replace('_', '-')} must be positive")
+    if not args.max_lifetime >= 0:
+        raise SpecError("--max-lifetime must be ≥ 0 (0 = no bound)")
+    if args.max_pending_bytes < 0:
+        raise SpecError("--max-pending-bytes must be ≥ 0")
     return SCPConfig(
         listen=listen,
         faults=spec.build(),
@@ -361,6 +376,10 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
             "max_associations": args.max_associations,
             "idle_timeout": args.idle_timeout,
             "artim_timeout": args.artim_timeout,
+            "pdu_timeout": args.pdu_timeout,
+            "max_lifetime": args.max_lifetime or None,
+            "reclaim_idle": None if args.reclaim_idle < 0 else args.reclaim_idle,
+            "max_pending_bytes": args.max_pending_bytes,
         },
     )
 

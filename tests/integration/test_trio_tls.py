@@ -3,6 +3,7 @@ and against peers that misbehave: the same outcomes, errors and peer facts as on
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -79,11 +80,22 @@ def certificate_demanding_listener(context: ssl.SSLContext) -> Iterator[int]:
             except TimeoutError:
                 continue
             conn.settimeout(5)
+            tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
             try:
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(1)
+                tls.do_handshake()
+                tls.recv(1)
             except (OSError, ssl.SSLError):
                 pass
+            # Closing with the client's bytes unread would reset the connection, and a reset
+            # can overtake the alert on a busy machine: half-close, then read until the client
+            # closes, so that the alert is what the client sees.
+            raw = socket.socket(fileno=tls.detach())
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_WR)
+                raw.settimeout(2.0)
+                while raw.recv(65536):
+                    pass
+            raw.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

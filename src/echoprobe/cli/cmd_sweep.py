@@ -10,7 +10,9 @@ Rules:
 - A live progress display (counts by outcome, rate, ETA) only when stderr is a terminal.
 - SIGINT / SIGTERM: start no more probes, cancel those in flight (each records `cancelled`, the
   driver sends A-ABORT), record every target never started (`not_started`), print the
-  summary, exit 130 / 143. A second signal exits at once, after flushing what is written.
+  summary (and nothing else), exit 130 / 143. A second signal exits at once, keeping every
+  finished record and saying how many targets have none.
+- A reader that goes away (`| head`) ends the sweep quietly, exit 141.
 - The event loop is uvloop when installed.
 - Exit codes: `cli/exit_codes.py` (listed in `--help`).
 """
@@ -23,7 +25,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -59,6 +61,7 @@ from echoprobe.fleet.targets import (
     count_targets_hint,
     load_targets,
 )
+from echoprobe.fleet.threaded_source import ThreadedSource
 from echoprobe.options import Timeouts
 from echoprobe.report.csv_out import CsvWriter
 from echoprobe.report.jsonl import JsonlWriter, RecordWriter
@@ -88,6 +91,7 @@ exit codes:
   2    usage error (bad arguments, unreadable target file, unwritable output, no targets)
   3    internal error (a bug: a record with outcome internal_error was written)
   130  interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM
+  141  the records' reader went away (stdout closed, as with `| head`): quiet stop
 """
 
 
@@ -227,7 +231,7 @@ def register(subparsers: Any) -> None:
 class Plan:
     """Everything `run` decided before the loop starts."""
 
-    targets: Iterator[TargetItem]
+    targets: Iterator[TargetItem] | AsyncIterator[TargetItem]
     total_hint: int | None
     timeouts: Timeouts
     output_format: str
@@ -236,7 +240,7 @@ class Plan:
     progress: bool
     err: Console
     records: list[ProbeResult] | None = None
-    sources: list[Iterator[TargetItem]] = field(default_factory=list)
+    sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]] = field(default_factory=list)
     tls: TLSConfig | None = None
 
 
@@ -250,12 +254,36 @@ def _output_format(args: argparse.Namespace) -> str:
 
 
 def _chain_targets(
-    positional: Iterable[str], sources: Iterable[Iterator[TargetItem]]
+    positional: Iterable[str], sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]]
+) -> Iterator[TargetItem] | AsyncIterator[TargetItem]:
+    """The command line's targets, then each file's; asynchronous when stdin is among them
+    (it is read in a thread, so that a slow producer never blocks the event loop)."""
+    if any(isinstance(source, ThreadedSource) for source in sources):
+        return _chain_async(positional, sources)
+    return _chain_sync(positional, sources)  # type: ignore[arg-type] # no ThreadedSource here
+
+
+def _chain_sync(
+    positional: Iterable[str], sources: list[Iterator[TargetItem]]
 ) -> Iterator[TargetItem]:
     for number, spec in enumerate(positional, 1):
         yield coerce_target(spec, source=f"argument {number}")
     for source in sources:
         yield from source
+
+
+async def _chain_async(
+    positional: Iterable[str], sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]]
+) -> AsyncIterator[TargetItem]:
+    for item in _chain_sync(positional, []):
+        yield item
+    for source in sources:
+        if isinstance(source, ThreadedSource):
+            async for item in source:
+                yield item
+        else:
+            for item in source:
+                yield item
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -264,12 +292,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise UsageError("no targets: give TARGET arguments and/or --targets FILE")
     if args.target_files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
-    sources = []
+    sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]] = []
     hint: int | None = len(args.targets)
     for path in args.target_files:
         try:
             if path == "-":
-                sources.append(load_targets("-", args.targets_format, stream=sys.stdin))
+                stdin = load_targets("-", args.targets_format, stream=sys.stdin)
+                sources.append(ThreadedSource(stdin, name="targets-from-stdin"))
                 hint = None
             else:
                 sources.append(load_targets(path, args.targets_format))
@@ -404,28 +433,47 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
     signals: list[int] = []
     streams: list[ResultStream] = []
     live: Live | None = None
+    summary = SweepSummary()
 
     def on_signal(signum: int) -> None:
+        # The first signal stops the sweep; what it did is in the summary (the live view, if
+        # any, says "stopping…" meanwhile). A second one quits at once, keeping every
+        # finished record and saying how many targets are left without one.
         signals.append(signum)
         if len(signals) == 1:
             if streams:
                 streams[0].stop()
-            name = signal.Signals(signum).name
-            err.print(
-                f"{PROG}: {name}: stopping (in-flight probes are cancelled); "
-                "send it again to quit at once",
-                style="yellow",
-            )
             return
         if live is not None:
             with contextlib.suppress(Exception):
                 live.stop()
+        written = summary.count
+        if streams:
+            for record in streams[0].take_ready():
+                summary.add(record)
+                if plan.writer is not None:
+                    with contextlib.suppress(OSError):
+                        plan.writer.write(record)
+            written = summary.count
         if plan.writer is not None:
-            plan.writer.flush()
+            with contextlib.suppress(OSError):
+                plan.writer.close()
+        owed = streams[0].stats.expected if streams else written
+        missing = max(owed - written, 0)
+        untaken = ""
+        hint = plan.total_hint
+        if hint is not None and hint > owed:
+            missing += hint - owed
+            untaken = f" ({hint - owed:,} never read from the input)"
+        name = signal.Signals(signum).name
+        err.print(
+            f"{PROG}: {name} again: quit at once; {written:,} records kept, "
+            f"{missing:,} targets have none{untaken}",
+            style="yellow",
+        )
         os._exit(SIGNAL_EXIT.get(signal.Signals(signals[0]), 128 + signals[0]))
 
     installed = install_signals(loop, on_signal)
-    summary = SweepSummary()
     stats: SweepStats | None = None
     write_error: OSError | None = None
     refresher: asyncio.Task[None] | None = None
@@ -460,7 +508,7 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
                 if plan.writer is not None and write_error is None:
                     try:
                         plan.writer.write(record)
-                    except OSError as exc:  # disk full, pipe closed: stop, say so
+                    except OSError as exc:  # disk full, pipe closed: stop
                         write_error = exc
                         results.stop(drain=False)
     finally:
@@ -473,6 +521,15 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
         if plan.writer is not None:
             with contextlib.suppress(OSError):
                 plan.writer.close()
+    if isinstance(write_error, BrokenPipeError):
+        # The reader went away (`| head`): end quietly, as a program killed by SIGPIPE.
+        # stdout is pointed at /dev/null so that the interpreter's last flush is silent too.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        return exit_codes.OUTPUT_CLOSED
     try:
         if plan.records is not None:
             _print_table(plan)

@@ -5,6 +5,8 @@
 2   usage error (bad arguments, unreadable target file)
 3   internal error (a bug: a record with outcome internal_error was written)
 130 interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM
+141 the reader of the records went away (stdout closed, e.g. `| head`): a quiet stop, the
+    status a program killed by SIGPIPE has
 """
 
 from __future__ import annotations
@@ -17,3 +19,4 @@ USAGE: Final = 2
 INTERNAL: Final = 3
 INTERRUPTED: Final = 130
 TERMINATED: Final = 143
+OUTPUT_CLOSED: Final = 141

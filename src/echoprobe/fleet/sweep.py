@@ -239,6 +239,19 @@ class ResultStream(AsyncIterator[ProbeResult]):
         every record is out. Safe to call from a signal handler, and more than once."""
         self._engine.stop(drain=drain)
 
+    def take_ready(self) -> list[ProbeResult]:
+        """Every record finished and not yet read, without waiting: for a caller that must
+        quit at once (a second Ctrl-C) and still keep what is done."""
+        ready: list[ProbeResult] = []
+        queue = self._engine.queue
+        while not self._done and not queue.empty():
+            item = queue.get_nowait()
+            if item is _END:
+                self._done = True
+            elif isinstance(item, ProbeResult):
+                ready.append(item)
+        return ready
+
     def __aiter__(self) -> ResultStream:
         return self
 

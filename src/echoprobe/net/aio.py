@@ -205,9 +205,20 @@ class AssociationProtocol(asyncio.Protocol):
         transport = self._transport
         return None if transport is None else transport.get_extra_info("ssl_object")
 
+    def detach(self) -> None:
+        """Cancellation while connecting: the loop closes the transport it was making (uvloop's
+        can no longer be written to, although it does not say it is closing), so only this
+        side is wound up."""
+        self._cancel_timer()
+        self._flow.close()
+        if not self.done.done():
+            self.done.cancel()
+        mark_retrieved(self.done)
+
     def abort_now(self) -> None:
         """Cancellation: A-ABORT if associated, then close; idempotent."""
         if self.done.done() and not self.done.cancelled():
+            mark_retrieved(self.done)
             return  # the procedure had already ended (and closed) on its own
         transport = self._transport
         if self.done.cancelled() and (transport is None or transport.is_closing()):
@@ -218,6 +229,13 @@ class AssociationProtocol(asyncio.Protocol):
         self._finish()
         if not self.done.done():
             self.done.cancel()
+
+
+def mark_retrieved(done: asyncio.Future[Any]) -> None:
+    """Mark an outcome nobody will await as seen, so that a failure set on it after its task
+    was cancelled is not reported as "Future exception was never retrieved"."""
+    if done.done() and not done.cancelled():
+        done.exception()
 
 
 def factory_of(proto: asyncio.Protocol) -> Callable[[], asyncio.Protocol]:

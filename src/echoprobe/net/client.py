@@ -155,74 +155,81 @@ async def run_echo(
             tally=tally,
         )
         proto = AssociationProtocol(conn, flow, loop)
-    connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
-    last_error: ProbeError | None = None
-    context, server_hostname = (None, None) if tls is None else _tls_settings(tls, host)
-    raw: socket.socket | None = None
-    for family, sockaddr in candidates:
-        try:
-            with Deadline(loop, connect_limit):
-                if context is not None:
-                    address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
-                    raw = await connect_socket(loop, family, address_tuple, local_address)
-                    last_error = None
-                    break
-                if local_address is not None:
-                    # Our own socket, so that the source port is chosen at connect time.
-                    address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
-                    own = await connect_socket(loop, family, address_tuple, local_address)
-                    try:
-                        await loop.create_connection(factory_of(proto), sock=own)
-                    except BaseException:
-                        own.close()
-                        raise
-                    last_error = None
-                    break
-                await loop.create_connection(
-                    factory_of(proto),
-                    sock=None,
-                    host=str(sockaddr[0]),
-                    port=port,
-                    family=family,
-                    local_addr=local_address,
-                )
-            last_error = None
-            break
-        except TimeoutError as exc:
-            proto.abort_now()
-            passed = total_deadline is not None and clock() >= total_deadline
-            raise connect_timeout_error(address, deadline_passed=passed) from exc
-        except OSError as exc:
-            last_error = map_connect_error(exc, address=address)
-    if last_error is not None:
-        raise last_error
-    timings["connect"] = (clock() - now) * 1000.0
-    if peer is not None:
-        peer["address"] = address
-    if context is not None and raw is not None:
-        tls_start = clock()
-        await start_tls(
-            loop,
-            proto,
-            raw,
-            context,
-            server_hostname=server_hostname,
-            handshake_timeout=timeouts.tls,
-            total_deadline=total_deadline,
-            clock=clock,
-        )
-        timings["tls"] = (clock() - tls_start) * 1000.0
-        if peer is not None:
-            from echoprobe.net.tls import session_facts  # noqa: PLC0415 - only with TLS
-
-            peer.update(session_facts(proto.ssl_object()))
-    # Awaited here, not in a helper coroutine (one object less per association in flight).
-    # Not shielded (a shield costs a future and two callbacks per association): cancelling
-    # the task cancels `done` too, and abort_now() still aborts a procedure under way.
+    # Cancellation at any await (connect, TLS, the association) aborts (A-ABORT if
+    # associated), closes, and leaves no outcome behind that nobody would read.
+    connected = False
     try:
+        connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
+        last_error: ProbeError | None = None
+        context, server_hostname = (None, None) if tls is None else _tls_settings(tls, host)
+        raw: socket.socket | None = None
+        for family, sockaddr in candidates:
+            try:
+                with Deadline(loop, connect_limit):
+                    if context is not None:
+                        address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
+                        raw = await connect_socket(loop, family, address_tuple, local_address)
+                        last_error = None
+                        break
+                    if local_address is not None:
+                        # Our own socket, so that the source port is chosen at connect time.
+                        address_tuple = (str(sockaddr[0]), port, *sockaddr[2:])
+                        own = await connect_socket(loop, family, address_tuple, local_address)
+                        try:
+                            await loop.create_connection(factory_of(proto), sock=own)
+                        except BaseException:
+                            own.close()
+                            raise
+                        last_error = None
+                        break
+                    await loop.create_connection(
+                        factory_of(proto),
+                        sock=None,
+                        host=str(sockaddr[0]),
+                        port=port,
+                        family=family,
+                        local_addr=local_address,
+                    )
+                last_error = None
+                break
+            except TimeoutError as exc:
+                proto.abort_now()
+                passed = total_deadline is not None and clock() >= total_deadline
+                raise connect_timeout_error(address, deadline_passed=passed) from exc
+            except OSError as exc:
+                last_error = map_connect_error(exc, address=address)
+        if last_error is not None:
+            raise last_error
+        connected = True
+        timings["connect"] = (clock() - now) * 1000.0
+        if peer is not None:
+            peer["address"] = address
+        if context is not None and raw is not None:
+            tls_start = clock()
+            await start_tls(
+                loop,
+                proto,
+                raw,
+                context,
+                server_hostname=server_hostname,
+                handshake_timeout=timeouts.tls,
+                total_deadline=total_deadline,
+                clock=clock,
+            )
+            timings["tls"] = (clock() - tls_start) * 1000.0
+            if peer is not None:
+                from echoprobe.net.tls import session_facts  # noqa: PLC0415 - only with TLS
+
+                peer.update(session_facts(proto.ssl_object()))
+        # Awaited here, not in a helper coroutine (one object less per association in
+        # flight). Not shielded (a shield costs a future and two callbacks per association):
+        # cancelling the task cancels `done` too, and abort_now() still aborts the procedure.
         return await proto.done
     except asyncio.CancelledError:
-        proto.abort_now()
+        if connected:
+            proto.abort_now()
+        else:
+            proto.detach()
         raise
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from echoprobe.dimse.echo import echo_request_pdus, message_id_for, success_response_pdu
 from echoprobe.errors import EchoprobeError
-from echoprobe.net.aio import AssociationProtocol
+from echoprobe.net.aio import AssociationProtocol, mark_retrieved
 from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.results import EchoReply
@@ -260,10 +260,22 @@ class FastAssociation(asyncio.Protocol):
         transport = self._transport
         return None if transport is None else transport.get_extra_info("ssl_object")
 
+    def detach(self) -> None:
+        """Cancellation while connecting (see `AssociationProtocol.detach`)."""
+        if self._inner is not None:
+            self._inner.detach()
+            return
+        self._cancel_timer()
+        self._stage = _DONE
+        if not self.done.done():
+            self.done.cancel()
+        mark_retrieved(self.done)
+
     def abort_now(self) -> None:
         """Cancellation: what the procedure does (A-ABORT if the state allows, then close)."""
         if self._inner is None:
             if self._stage == _DONE or (self.done.done() and not self.done.cancelled()):
+                mark_retrieved(self.done)
                 return
             if self._transport is None:  # never connected: nothing to abort or close
                 self._cancel_timer()
@@ -293,7 +305,12 @@ class FastAssociation(asyncio.Protocol):
         self._cancel_timer()
         self._transport.close()  # type: ignore[union-attr]
         assert self._negotiated is not None
-        self.done.set_result(AssociationOutcome(self._negotiated, self._replies, self._timings))
+        # The awaiting task may have been cancelled in this same loop iteration (its `done`
+        # with it): the association still ended cleanly, and nobody wants the outcome.
+        if not self.done.done():
+            self.done.set_result(
+                AssociationOutcome(self._negotiated, self._replies, self._timings)
+            )
 
     # -- deadlines: the phase's, as the procedure sets them; on expiry the procedure decides
 

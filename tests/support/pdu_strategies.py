@@ -96,7 +96,8 @@ associate_ac = st.builds(
     other=raw_items(_ASSOCIATE_ITEMS),
 )
 pdv = st.builds(PDV, u8, u8, st.binary(max_size=40))
-pdata = st.builds(PDataTF, st.lists(pdv, min_size=1, max_size=5).map(tuple))  # PS3.8 §9.3.5: ≥ 1 PDV
+# PS3.8 §9.3.5: a P-DATA-TF carries one or more PDVs.
+pdata = st.builds(PDataTF, st.lists(pdv, min_size=1, max_size=5).map(tuple))
 
 pdus: st.SearchStrategy[PDU] = st.one_of(
     associate_rq,

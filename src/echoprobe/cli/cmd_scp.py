@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -274,9 +275,12 @@ def register(subparsers: Any) -> None:
                    help="a PDU must be whole S s after its first byte (default 10)")  # fmt: skip
     h.add_argument("--max-lifetime", type=float, default=600.0, metavar="S",
                    help="close any connection older than S s (default 600; 0 = none)")  # fmt: skip
-    h.add_argument("--reclaim-idle", type=float, default=1.0, metavar="S",
+    h.add_argument("--reclaim-idle", type=float, default=0.5, metavar="S",
                    help="when every --max-associations slot is taken, abort the association "
-                   "idle the longest if idle ≥ S seconds (default 1; -1 = never)")  # fmt: skip
+                   "quiet longest, no whole PDU for S s (default 0.5; -1: never)")  # fmt: skip
+    h.add_argument("--admission-wait", type=float, default=0.0, metavar="S",
+                   help="a request finding every --max-associations slot taken waits up to S "
+                   "s for one, then A-ASSOCIATE-RJ 2,3,2 (default 0: at once)")  # fmt: skip
     h.add_argument("--max-pending-bytes", type=int, default=16 << 20, metavar="BYTES",
                    help="unfinished requests of connections not yet associated may hold this "
                    "much together (default 16 MiB)")  # fmt: skip
@@ -363,6 +367,8 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
         raise SpecError("--max-lifetime must be ≥ 0 (0 = no bound)")
     if args.max_pending_bytes < 0:
         raise SpecError("--max-pending-bytes must be ≥ 0")
+    if not 0 <= args.admission_wait < math.inf:
+        raise SpecError("--admission-wait must be a number of seconds ≥ 0")
     return SCPConfig(
         listen=listen,
         faults=spec.build(),
@@ -380,6 +386,7 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
             "max_lifetime": args.max_lifetime or None,
             "reclaim_idle": None if args.reclaim_idle < 0 else args.reclaim_idle,
             "max_pending_bytes": args.max_pending_bytes,
+            "admission_wait": args.admission_wait,
         },
     )
 

@@ -308,9 +308,7 @@ class FastAssociation(asyncio.Protocol):
         # The awaiting task may have been cancelled in this same loop iteration (its `done`
         # with it): the association still ended cleanly, and nobody wants the outcome.
         if not self.done.done():
-            self.done.set_result(
-                AssociationOutcome(self._negotiated, self._replies, self._timings)
-            )
+            self.done.set_result(AssociationOutcome(self._negotiated, self._replies, self._timings))
 
     # -- deadlines: the phase's, as the procedure sets them; on expiry the procedure decides
 

@@ -28,7 +28,11 @@ Hostile clients (a test SCP is the target of every load test, and is embedded in
   `pdu_timeout`; a connection lives at most `max_lifetime`. A trickling client cannot hold a
   slot by sending a byte now and then.
 - When every association slot (`max_associations`) is taken, a new request reclaims the slot of
-  the association idle the longest, if it has been idle `reclaim_idle` seconds or more.
+  an association that has stopped making progress (in the middle of a PDU for `STALLED` s, or
+  between PDUs for `reclaim_idle` s), the one stalled the longest; if there is none, the
+  request waits up to `admission_wait` s, first come first served, for a slot that frees or
+  can be reclaimed, and only then gets A-ASSOCIATE-RJ (2, 3, 2). So clients that hold slots
+  without using them, or churn through them, cannot lock healthy ones out.
 - Connections that are not yet associated may together buffer at most `max_pending_bytes` of
   unfinished PDUs; the one that would pass the cap is dropped.
 - Every drop is counted in `SCPCounters` and logged once per kind (then at DEBUG level); no
@@ -44,9 +48,10 @@ import errno
 import ipaddress
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -93,6 +98,10 @@ _A_RELEASE_RQ_TYPE: Final = 0x05
 _AC_CACHE_MAX: Final = 512  # distinct A-ASSOCIATE-RQs remembered (each ≤ _AC_CACHE_RQ_MAX)
 _AC_CACHE_RQ_MAX: Final = 4096
 _SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try when one is taken
+# A slot whose association has been in the middle of a PDU this long with no whole PDU since
+# its last is reclaimable when a request waits (a healthy client's PDU arrives in
+# milliseconds; a trickler's never does).
+STALLED: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +333,7 @@ class _SCPProtocol(asyncio.Protocol):
         "_transport",
         "_trickle_buf",
         "_trickle_timer",
+        "_waited",
     )
 
     def __init__(self, scp: EchoSCP, listener: _Listener) -> None:
@@ -362,6 +372,7 @@ class _SCPProtocol(asyncio.Protocol):
         self._started_at = 0.0
         self._pdu_since: float | None = None  # when the unfinished PDU's first byte came
         self._pending = 0  # bytes of an unfinished PDU counted in the SCP's pending total
+        self._waited = False  # its request has waited for a slot once already
 
     # -- asyncio callbacks
 
@@ -478,6 +489,8 @@ class _SCPProtocol(asyncio.Protocol):
             self._associated = False
             scp._associated -= 1
             scp._association_set.discard(self)
+            if scp._waiting:
+                scp._admit(self._loop.time())
 
     # -- the usual conversation, from cached bytes
 
@@ -655,7 +668,14 @@ class _SCPProtocol(asyncio.Protocol):
             rj = AssociateRJ(*f.reject)
         limit = scp.max_associations
         if rj is None and limit is not None and scp._associated >= limit:
-            scp._reclaim_slot(self._loop.time())
+            now = self._loop.time()
+            scp._reclaim_slot(now)
+            if scp._associated >= limit and not self._waited and scp.admission_wait > 0:
+                self._waited = True  # wait in line for a slot (EchoSCP._admit)
+                self._held = []
+                self._idle_at = math.inf
+                scp._waiting.append((now + scp.admission_wait, self, event))
+                return
         if rj is None and limit is not None and scp._associated >= limit:
             counters.rejected_busy += 1
             rj = AssociateRJ(2, 3, 2)  # transient, presentation, local-limit-exceeded
@@ -917,7 +937,8 @@ class EchoSCP:
         artim_timeout: float = 5.0,
         pdu_timeout: float = 10.0,
         max_lifetime: float | None = 600.0,
-        reclaim_idle: float | None = 1.0,
+        reclaim_idle: float | None = 0.5,
+        admission_wait: float = 0.0,
         max_pending_bytes: int = 16 << 20,
         backlog: int = 4096,
         reuse_port: bool = False,
@@ -944,6 +965,8 @@ class EchoSCP:
             raise ValueError("reclaim_idle must be ≥ 0 (None: never reclaim)")
         if max_pending_bytes < 0:
             raise ValueError("max_pending_bytes must be ≥ 0")
+        if not (admission_wait >= 0 and math.isfinite(admission_wait)):
+            raise ValueError("admission_wait must be a finite number ≥ 0")
         self.same_port = same_port
         base = AcceptorPolicy()
         supported = (
@@ -971,6 +994,7 @@ class EchoSCP:
         self.pdu_timeout = pdu_timeout
         self.max_lifetime = max_lifetime
         self.reclaim_idle = reclaim_idle
+        self.admission_wait = admission_wait
         self.max_pending_bytes = max_pending_bytes
         self.backlog = backlog
         self.reuse_port = reuse_port
@@ -983,6 +1007,8 @@ class EchoSCP:
         self._associated = 0
         self._association_set: set[_SCPProtocol] = set()
         self._pending_bytes = 0  # unfinished-PDU bytes held for unassociated connections
+        # Requests waiting for a slot, oldest first: (give up at, connection, request).
+        self._waiting: deque[tuple[float, _SCPProtocol, AssociationRequested]] = deque()
         self._logged: set[str] = set()  # drop kinds already logged at WARNING
         self._ac_cache: dict[tuple[bytes, bool], tuple[bytes, frozenset[int], int]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1085,24 +1111,59 @@ class EchoSCP:
             listener.faults, listener.policy = resolved.faults, resolved.policy
             self._listeners.append(listener)
 
-    def _reclaim_slot(self, now: float) -> None:
-        """Every slot is taken: abort the association idle the longest, if it has been idle
-        `reclaim_idle` s or more (its slot is free at once; its close follows)."""
+    def _reclaim_slot(self, now: float) -> bool:
+        """Every slot is taken: abort the association stalled the longest (in the middle of a
+        PDU for `STALLED` s, or between PDUs for `reclaim_idle` s) and free its slot at once
+        (its close follows). False if none is stalled."""
         if self.reclaim_idle is None or not self._association_set:
-            return
-        victim = min(self._association_set, key=_idle_at)
-        if now - (victim._idle_at - self.idle_timeout) < self.reclaim_idle:
-            return
+            return False
+        victim: _SCPProtocol | None = None
+        oldest = math.inf
+        for proto in self._association_set:
+            last = proto._idle_at - self.idle_timeout  # its last whole PDU
+            quiet = now - last
+            stalled = quiet >= self.reclaim_idle or (
+                proto._pdu_since is not None and quiet >= STALLED
+            )
+            if stalled and last < oldest:
+                victim, oldest = proto, last
+        if victim is None:
+            return False
         self._association_set.discard(victim)
         victim._associated = False
         self._associated -= 1
-        victim._drop("reclaimed_idle", "every association slot taken; the idlest one reclaimed")
+        victim._drop("reclaimed_idle", "every association slot taken; a stalled one reclaimed")
+        return True
+
+    def _admit(self, now: float) -> None:
+        """Give free (or reclaimable) slots to waiting requests, oldest first; refuse those
+        that waited `admission_wait` s in vain (A-ASSOCIATE-RJ 2, 3, 2)."""
+        waiting = self._waiting
+        limit = self.max_associations
+        while waiting:
+            give_up, proto, event = waiting[0]
+            transport = proto._transport
+            if transport is None or transport.is_closing():
+                waiting.popleft()
+                continue
+            if (
+                limit is not None
+                and self._associated >= limit
+                and now < give_up
+                and not self._reclaim_slot(now)
+            ):
+                break
+            waiting.popleft()
+            # Accepted if a slot is free now, refused otherwise (it has waited once).
+            proto._resume(partial(proto._answer_request, event))
 
     def _tick(self) -> None:
         loop = self._loop_or_raise()
         now = loop.time()
         for proto in list(self._open):
             proto.tick(now)
+        if self._waiting:
+            self._admit(now)
         self._ticker = loop.call_later(self._tick_every, self._tick)
 
     async def _close_servers(self) -> None:
@@ -1120,6 +1181,7 @@ class EchoSCP:
             self._ticker = None
         for server in self._servers:
             server.close()
+        self._waiting.clear()
         for proto in list(self._open):
             proto._abort_and_close()
         await self._close_servers()

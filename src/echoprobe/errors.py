@@ -109,13 +109,18 @@ class ConnectionRefused(NetworkError):
 
 
 class ConnectionLost(NetworkError):
-    """The peer closed or reset the connection. `mid_pdu` tells whether a PDU was cut short."""
+    """The peer closed or reset the connection. `mid_pdu` tells whether a PDU was cut short;
+    `write_error` is the system's word when it was our write that failed (e.g. "Connection
+    reset by peer" while sending the A-ASSOCIATE-RQ), None when a read saw it."""
 
     outcome = "connection_lost"
 
-    def __init__(self, message: str, *, phase: str, mid_pdu: bool = False) -> None:
+    def __init__(
+        self, message: str, *, phase: str, mid_pdu: bool = False, write_error: str | None = None
+    ) -> None:
         super().__init__(message, phase=phase)
         self.mid_pdu = mid_pdu
+        self.write_error = write_error
 
 
 class TLSError(NetworkError):

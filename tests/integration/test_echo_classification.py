@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -1131,3 +1132,37 @@ async def test_failures_leave_no_socket_or_task_behind(scp_factory: ScpFactory) 
             _open_sockets() - baseline
         )
         assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_release_collision_without_the_final_rp_is_not_waited_for() -> None:
+    """The peer crosses our A-RELEASE-RQ with its own, then never sends its A-RELEASE-RP: we
+    complete our side of the collision (Sta9 → AR-9 → Sta11) and give up promptly, not after
+    the release timeout."""
+    slow_release = Timeouts(connect=2.0, acse=2.0, dimse=2.0, release=20.0)
+    with FakeSCP([ReadPDU(), Accept(), Serve(release="collision")]) as scp:
+        started = time.monotonic()
+        result = await echo(LOCAL, scp.port, timeouts=slow_release)
+        took = time.monotonic() - started
+    assert result.ok
+    assert result.release == "release_timeout"
+    assert took < 5.0
+
+
+def test_a_failed_request_write_is_reported_as_a_write_failure() -> None:
+    """When writing the A-ASSOCIATE-RQ itself fails (the peer has already reset or closed),
+    the blocking driver says so (`write_error`), as DCMTK reports `sendAssociationRQTCP`,
+    instead of reporting a peer that closed."""
+    from echoprobe.errors import ConnectionLost
+    from echoprobe.net.procedure import start_procedure
+
+    ours, theirs = socket.socketpair()
+    theirs.close()  # our first write fails: EPIPE
+    conn, flow = start_procedure(
+        AssociationOptions(), FAST, time.monotonic, time.monotonic(), None,
+        observer=None, timings={},
+    )  # fmt: skip
+    conn.connection_made(time.monotonic())
+    with pytest.raises(ConnectionLost) as info:
+        blocking.drive(ours, conn, flow)
+    assert info.value.phase == "associate"
+    assert info.value.write_error == "Broken pipe"

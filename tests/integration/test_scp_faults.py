@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from echoprobe._values import replace
 from echoprobe.errors import NoAcceptedContext
 from echoprobe.net.client import echo, probe
 from echoprobe.net.server import EchoSCP, Faults, SCPCounters
@@ -508,3 +509,51 @@ def test_an_address_in_use_fails_start_cleanly() -> None:
             assert scp.addresses == []
 
     run(main())
+
+
+# -- counters for what storescu/findscu-style clients do ---------------------------------------
+
+
+async def _exchange(port: int, payload: bytes, *, then_close: bool) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(payload)
+        answer = await asyncio.wait_for(reader.read(65536), 5.0)
+        if then_close:
+            writer.close()
+            await writer.wait_closed()
+        return answer
+    finally:
+        writer.close()
+
+
+def test_counters_show_rejected_contexts_and_unreleased_closes() -> None:
+    """A requestor proposing a context we do not support, then closing with neither release
+    nor abort (as some storescu/findscu builds do): both are counted, on the general path and
+    on the shortcut (the second, identical request)."""
+    from echoprobe.ul.codec import encode_pdu
+    from echoprobe.ul.negotiation import build_request
+
+    # Two contexts: 1 = Verification (accepted), 3 = CT Image Storage (not supported).
+    request = build_request(calling_ae="STORESCU", called_ae="ANY-SCP", num_contexts=2)
+    contexts = list(request.presentation_contexts)
+    contexts[1] = replace(contexts[1], abstract_syntax="1.2.840.10008.5.1.4.1.1.2")
+    rq = encode_pdu(replace(request, presentation_contexts=tuple(contexts)))
+
+    async def main() -> SCPCounters:
+        async with EchoSCP("127.0.0.1", 0) as scp:
+            for _ in range(2):  # the second time from the shortcut's cache
+                answer = await _exchange(scp.port, rq, then_close=True)
+                assert answer[0] == 0x02  # A-ASSOCIATE-AC
+            for _ in range(100):
+                if not scp.open_connections:
+                    break
+                await asyncio.sleep(0.01)
+            return scp.counters
+
+    counters = run(main(), "uvloop")
+    assert counters.associations == 2
+    assert counters.contexts_rejected == 2
+    assert counters.closed_unreleased == 2
+    assert "contexts_rejected=2" in counters.summary()
+    assert "closed_unreleased=2" in counters.summary()

@@ -415,3 +415,25 @@ def test_null_appender_and_root_name(tmp_path: Path) -> None:
     )
     log.forced_log(Level.INFO, "nothing", logger=ROOT)
     assert (out.getvalue(), err.getvalue()) == ("", "")
+
+
+def test_a_failed_request_write_is_reported_as_dcmtk_does() -> None:
+    """echoscu: our A-ASSOCIATE-RQ could not be written (reset by a TLS server that wants a
+    client certificate): DCMTK's `0006:031d … sendAssociationRQTCP`, not a peer abort."""
+    from echoprobe.cli.echoscu import _association_failure
+    from echoprobe.errors import ConnectionLost
+
+    err = io.StringIO()
+    log = DcmtkLogger(Level.INFO, stream=err)
+    failure = ConnectionLost(
+        "peer closed", phase="associate", write_error="Connection reset by peer"
+    )
+    assert _association_failure(log, failure, "127.0.0.1", 104) == 1
+    assert err.getvalue() == (
+        "F: Association Request Failed: 0006:031d TCP I/O Error (Connection reset by peer) "
+        "occurred in routine: sendAssociationRQTCP\n"
+    )
+    err.truncate(0)
+    err.seek(0)
+    _association_failure(log, ConnectionLost("peer closed", phase="associate"), "h", 104)
+    assert "0006:0317 Peer aborted Association" in err.getvalue()

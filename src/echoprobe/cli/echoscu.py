@@ -231,6 +231,12 @@ def _association_failure(
         detail = f"0006:031c TCP Initialization Error: {reason}"
     elif isinstance(exc, TimeoutError_) and not tls:
         detail = _NETWORK_CLOSED if exc.timer == "socket" else _READ_TIMEOUT
+    elif isinstance(exc, ConnectionLost) and exc.write_error is not None:
+        # Our A-ASSOCIATE-RQ could not be written (e.g. a TLS server that wants a client
+        # certificate resets the connection): what DCMTK reports when its write fails.
+        detail = f"0006:031d TCP I/O Error ({exc.write_error}) occurred in routine: " + (
+            "sendAssociationRQTCP"
+        )
     else:  # A-ABORT, close or reset
         detail = _PEER_ABORTED
     log.fatal(f"Association Request Failed: {detail}")

@@ -11,7 +11,7 @@ dcmtls/libsrc/tlsopt.cc, oflog/libsrc/oflog.cc):
   the root logger drops ERROR messages (``-q``, ``-ll fatal``/``off``, an ``-lc`` file),
   but still exit 1.
 * Where 3.6.7 and 3.6.8 differ (``-pts`` 1..45, ``+pg``/``+pm``, SNI options, the TLS
-  evaluation order, ``+crv``/``+cra`` as a rightmost-wins pair), 3.6.8 is followed.
+  evaluation order), 3.6.8 is followed; ``+crv`` with ``+cra`` is refused, as DCMTK does.
 * Parsing is pure; the results say what to print. ``ssl`` is imported only for
   ``--version`` and ``+cc``.
 """
@@ -615,6 +615,9 @@ def _tls_settings(parsed: ParsedArgs) -> TlsSettings:
     for name, _ in parsed.block(_CRL_BLOCK):
         _require(name, secure)
         crl_mode = CrlMode.LEAF if name == "--enable-crl-vfy" else CrlMode.ALL
+    if parsed.has("--enable-crl-vfy") and parsed.has("--enable-crl-all"):
+        # Measured with DCMTK: refused in either order (not a rightmost-wins pair).
+        raise CommandLineError("--enable-crl-all not allowed with --enable-crl-vfy")
     server_name = None
     at = parsed.find("--request-sni")
     if at is not None:

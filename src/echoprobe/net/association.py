@@ -68,6 +68,10 @@ from echoprobe.ul.pdu import AssociateAC, AssociateRQ
 TYPE_CHECKING = False
 
 
+# How long the final A-RELEASE-RP of a release collision (PS3.8 Sta11, AR-3) is waited for.
+COLLISION_WAIT = 0.5
+
+
 class TimedOut(Enum):
     """What a driver answers instead of bytes when a wait ran out."""
 
@@ -388,6 +392,11 @@ def run_association(
                 outcome.collision = True
                 if conn.allows(Event.EVT14):  # not when an A-ABORT came in the same read
                     conn.respond_release(clock())
+                # A peer that starts a collision answers our A-RELEASE-RP at once; one that
+                # does not is not waited for past COLLISION_WAIT (DCMTK gives up at once).
+                now = clock()
+                left = COLLISION_WAIT if phase.deadline is None else phase.deadline - now
+                phase = _Phase("release", now, max(min(COLLISION_WAIT, left), 0.0), total_deadline)
                 continue
             if isinstance(event, ReleaseRequested):
                 # The peer asked first (AR-2, Sta8), before our request went out: answer it

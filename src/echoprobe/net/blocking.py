@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from echoprobe.errors import ProbeError
+from echoprobe.errors import ConnectionLost, ProbeError
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.association import AssociationOutcome, Driver, TimedOut
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
@@ -91,6 +91,7 @@ def start_tls(
 
 def drive(sock: socket.socket, conn: ULConnection, flow: Driver) -> AssociationOutcome:
     """Run `flow` over `sock` until it returns or raises; always leaves the socket closed."""
+    write_error: OSError | None = None
     try:
         wait = next(flow)
         while True:
@@ -100,7 +101,8 @@ def drive(sock: socket.socket, conn: ULConnection, flow: Driver) -> AssociationO
                         None if wait.deadline is None else max(wait.deadline - clock(), 0.001)
                     )
                     sock.sendall(wait.send)
-                except OSError:
+                except OSError as exc:
+                    write_error = write_error or exc
                     wait = flow.send(b"")  # the peer is gone; the state machine decides
                     continue
             reply: bytes | TimedOut
@@ -124,6 +126,19 @@ def drive(sock: socket.socket, conn: ULConnection, flow: Driver) -> AssociationO
         result: AssociationOutcome = stop.value
         _flush(sock, conn)
         return result
+    except ConnectionLost as exc:
+        if not conn.close_requested:
+            conn.abort(clock())
+        _flush(sock, conn)
+        if write_error is None or exc.write_error is not None:
+            raise
+        # Our write failed first (reported as such by DCMTK): say so, not "the peer closed".
+        raise ConnectionLost(
+            str(exc),
+            phase=exc.phase,
+            mid_pdu=exc.mid_pdu,
+            write_error=write_error.strerror or str(write_error),
+        ) from write_error
     except BaseException:
         if not conn.close_requested:
             conn.abort(clock())

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from functools import lru_cache, partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 from echoprobe._values import replace
 from echoprobe.dimse.echo import canonical_echo_request, echo_response_command, parse_echo_request
@@ -221,6 +221,8 @@ class SCPCounters:
     reclaimed_idle: int = 0  # idle associations aborted to make room for a new one
     write_pauses: int = 0  # times a client's unread answers stopped us reading it
     internal_errors: int = 0  # a bug, caught at the protocol callback (logged once)
+    contexts_rejected: int = 0  # presentation contexts refused in the A-ASSOCIATE-ACs sent
+    closed_unreleased: int = 0  # associations whose connection closed with no release/abort
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -266,6 +268,15 @@ def _normalize_table(table: AddressTable[T] | None) -> dict[AddressKey, T]:
     return out
 
 
+class _Answer(NamedTuple):
+    """What an A-ASSOCIATE-RQ gets, computed once per distinct request."""
+
+    ac: bytes  # the A-ASSOCIATE-AC
+    accepted: frozenset[int]  # accepted presentation context IDs
+    max_fragment: int  # the largest command fragment the requestor's Maximum Length allows
+    rejected: int  # presentation contexts refused
+
+
 @dataclass(slots=True)
 class _Listener:
     """One listening socket and what a connection to it gets."""
@@ -275,7 +286,7 @@ class _Listener:
     faults: Faults = _NO_FAULTS
     policy: AcceptorPolicy = field(default_factory=AcceptorPolicy)
     # Whole A-ASSOCIATE-RQ bytes → the answer, for requests this listener has accepted.
-    accepted: dict[bytes, tuple[bytes, frozenset[int], int]] = field(default_factory=dict)
+    accepted: dict[bytes, _Answer] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1024)
@@ -291,6 +302,11 @@ def _echo_rsp_pdus(
 def _echo_rq_message_id(command: bytes) -> int:
     return parse_echo_request(command)
 
+
+# Associated states (PS3.8 Table 9-1): a close in any of them ends an unreleased association.
+_ASSOCIATED_STATES: Final = frozenset(
+    (State.STA6, State.STA7, State.STA8, State.STA9, State.STA10, State.STA11, State.STA12)
+)
 
 # The shortcut's stages (see `_SCPProtocol._shortcut`).
 _AWAIT_RQ, _ASSOCIATED, _RELEASED = range(3)
@@ -333,6 +349,7 @@ class _SCPProtocol(asyncio.Protocol):
         "_transport",
         "_trickle_buf",
         "_trickle_timer",
+        "_unreleased",
         "_waited",
     )
 
@@ -373,6 +390,7 @@ class _SCPProtocol(asyncio.Protocol):
         self._pdu_since: float | None = None  # when the unfinished PDU's first byte came
         self._pending = 0  # bytes of an unfinished PDU counted in the SCP's pending total
         self._waited = False  # its request has waited for a slot once already
+        self._unreleased = False  # counted as closed while associated
 
     # -- asyncio callbacks
 
@@ -428,6 +446,7 @@ class _SCPProtocol(asyncio.Protocol):
                 # The usual end: the requestor closes after our A-RELEASE-RP (AR-5, Sta1).
                 return False
             self._leave_shortcut()
+        self._note_unreleased()
         if self._held is not None:
             self._held.append(b"")
             return True  # keep the transport until the delayed answer went out
@@ -475,7 +494,21 @@ class _SCPProtocol(asyncio.Protocol):
         if held and scp._pending_bytes > scp.max_pending_bytes:
             self._drop("dropped_buffer_cap", "buffered request bytes past max_pending_bytes")
 
+    def _note_unreleased(self) -> None:
+        """Count an association whose connection ends with neither release nor abort (a
+        client that just closes, as some storescu/findscu builds do)."""
+        if self._unreleased:
+            return
+        if self._fast:
+            associated = self._fast_stage == _ASSOCIATED
+        else:
+            associated = self._conn.state in _ASSOCIATED_STATES
+        if associated and self._associated:
+            self._unreleased = True
+            self._scp.counters.closed_unreleased += 1
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self._note_unreleased()
         for timer in (self._hold_timer, self._trickle_timer):
             if timer is not None:
                 timer.cancel()
@@ -529,7 +562,8 @@ class _SCPProtocol(asyncio.Protocol):
                 return self._leave_shortcut()
             self._rq_raw = data
             self._idle_at = self._loop.time() + self._idle_timeout
-            self._ac_bytes, self._accepted_ids, self._max_fragment = answer
+            self._ac_bytes, self._accepted_ids, self._max_fragment, rejected = answer
+            scp.counters.contexts_rejected += rejected
             self._reassembler = Reassembler(self._accepted_ids)
             self._count_association()
             transport.write(self._ac_bytes)
@@ -691,7 +725,8 @@ class _SCPProtocol(asyncio.Protocol):
                 if len(scp._ac_cache) >= _AC_CACHE_MAX:
                     scp._ac_cache.clear()
                 scp._ac_cache[key] = answer
-        ac_bytes, accepted, self._max_fragment = answer
+        ac_bytes, accepted, self._max_fragment, rejected = answer
+        counters.contexts_rejected += rejected
         self._reassembler = Reassembler(accepted)
         self._count_association()
         self._conn.accept(ac_bytes)
@@ -1010,7 +1045,7 @@ class EchoSCP:
         # Requests waiting for a slot, oldest first: (give up at, connection, request).
         self._waiting: deque[tuple[float, _SCPProtocol, AssociationRequested]] = deque()
         self._logged: set[str] = set()  # drop kinds already logged at WARNING
-        self._ac_cache: dict[tuple[bytes, bool], tuple[bytes, frozenset[int], int]] = {}
+        self._ac_cache: dict[tuple[bytes, bool], _Answer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
         self._tick_every = min(0.25, artim_timeout / 4, idle_timeout / 4, pdu_timeout / 4)
@@ -1215,11 +1250,8 @@ class EchoSCP:
 
     # -- answers shared by every connection
 
-    def _answer(
-        self, event: AssociationRequested, reject_contexts: bool
-    ) -> tuple[bytes, frozenset[int], int]:
-        """The A-ASSOCIATE-AC bytes for a request, its accepted context IDs, and the largest
-        command fragment the requestor's Maximum Length allows."""
+    def _answer(self, event: AssociationRequested, reject_contexts: bool) -> _Answer:
+        """The A-ASSOCIATE-AC for a request, and what it accepts."""
         rq = event.request
         ac = answer_request(rq, self.policy)
         if reject_contexts:
@@ -1233,7 +1265,8 @@ class EchoSCP:
         accepted = frozenset(pc.context_id for pc in ac.presentation_contexts if pc.result == 0)
         peer_max = rq.user_information.max_length if rq.user_information else None
         max_fragment = max(effective_send_pdu(peer_max) - PDV_OVERHEAD, 2)
-        return encode_pdu(ac), accepted, max_fragment
+        rejected = len(ac.presentation_contexts) - len(accepted)
+        return _Answer(encode_pdu(ac), accepted, max_fragment, rejected)
 
 
 __all__ = ["PHASES", "AddressKey", "AddressTable", "EchoSCP", "Faults", "SCPCounters"]

@@ -630,6 +630,12 @@ class _SCPProtocol(asyncio.Protocol):
                 counters.aborts_received += 1
             elif kind is ProtocolViolation:
                 counters.protocol_errors += 1
+                # Nothing more it sends is read (A-ABORT sent, PS3.8 AA-8): stop reading, so
+                # that a peer streaming behind a bad PDU is held back by TCP, not discarded at
+                # full speed, until it closes or ARTIM ends the connection.
+                transport = self._transport
+                if transport is not None and not transport.is_closing():
+                    transport.pause_reading()
         self._flush()
         return progressed
 

@@ -633,6 +633,7 @@ class _SCPProtocol(asyncio.Protocol):
                 # Nothing more it sends is read (A-ABORT sent, PS3.8 AA-8): stop reading, so
                 # that a peer streaming behind a bad PDU is held back by TCP, not discarded at
                 # full speed, until it closes or ARTIM ends the connection.
+                conn.stop_reading()  # and what is already received is not answered
                 transport = self._transport
                 if transport is not None and not transport.is_closing():
                     transport.pause_reading()

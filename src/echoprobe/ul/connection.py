@@ -207,22 +207,40 @@ class ULConnection:
             if frame is not None:
                 self._pending_frame = None
                 self._arrived(*frame)
-                return True
-            try:
-                frame = self._framer.next_pdu()
-            except RemoteProtocolError as exc:
-                self._closed_input = True
-                self._dispatch(Event.EVT19, exc)
-                return True
-            if frame is not None:
-                self._arrived(*frame)
-                return True
+            else:
+                try:
+                    frame = self._framer.next_pdu()
+                except RemoteProtocolError as exc:
+                    self._closed_input = True
+                    self._dispatch(Event.EVT19, exc)
+                    frame = None
+                else:
+                    if frame is None:
+                        return self._dispatch_eof()
+                    self._arrived(*frame)
+            if self._input_ended():
+                self._discard_input()  # behind a PDU that ended input: never read
+            return True
+        return self._dispatch_eof()
+
+    def _dispatch_eof(self) -> bool:
         if self._eof:
             self._eof = False
             self._pending_frame = None
             self._transport_closed()
             return True
         return False
+
+    def _discard_input(self) -> None:
+        self._framer.clear()
+        self._pending_frame = None
+
+    def stop_reading(self) -> None:
+        """The driver reads no more (after a protocol violation, say): bytes already received
+        and not yet dispatched are dropped, so what happens does not depend on how the peer's
+        bytes were sliced into reads. The end of the transport (Evt17) is still dispatched."""
+        self._closed_input = True
+        self._discard_input()
 
     def _arrived(self, pdu_type: int, body: bytes) -> None:
         try:

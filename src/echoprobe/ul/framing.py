@@ -68,6 +68,10 @@ class Framer:
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
+    def clear(self) -> None:
+        """Drop whatever is buffered (the stream is no longer read)."""
+        self._buffer.clear()
+
     def whole(self, data: bytes) -> tuple[int, bytes] | None:
         """`(pdu_type, body)` when nothing is buffered and `data` is exactly one acceptable
         PDU (the usual read), without copying it through the buffer; else None, and the caller

@@ -10,7 +10,9 @@ Rules:
 - The summary goes to stdout; the live view, warnings and errors to stderr. The live view is
   drawn only when stderr is a terminal (and not with `--no-live`).
 - `--json` and `--report` are written at the end, also after Ctrl-C (marked interrupted).
-- The event loop is uvloop when installed.
+- The event loop is uvloop when installed (in every worker process with `--workers`).
+- `--metrics-listen` serves prometheus_client's exposition of the live figures, every worker
+  summed, until the end of the run (and `--metrics-linger` seconds more).
 - Exit codes: `cli/exit_codes.py` (listed in `--help`).
 """
 
@@ -24,8 +26,9 @@ import signal
 import sys
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -51,6 +54,7 @@ from echoprobe.cli.common import (
 )
 from echoprobe.errors import ProbeError
 from echoprobe.fleet.load import (
+    MAX_WORKERS,
     CapacityReport,
     CapacityStep,
     LoadProgress,
@@ -61,6 +65,8 @@ from echoprobe.fleet.load import (
     parse_source_addresses,
     run_load,
 )
+from echoprobe.fleet.load_metrics import LoadMetrics, MetricsServer, serve_metrics
+from echoprobe.net.addresses import format_address, strip_brackets
 from echoprobe.options import Timeouts
 from echoprobe.report.load_report import (
     fmt_ms,
@@ -92,6 +98,11 @@ workload shapes:
                 --factor until the SCP rejects, times out, fails or its p99 passes
                 --p99-bound; then bisects; prints the capacity and the curve
 
+scale-out: --workers N|auto splits the load between N processes (one report, histograms merged
+  exactly; a worker that dies is named and the run fails); --start-at TIME starts several
+  machines together, and `echoprobe merge A.json B.json ...` merges their --json reports;
+  --metrics-listen HOST:PORT serves live Prometheus metrics (docs/scale-out.md)
+
 ports: every connection we close first holds its local port for 60 s (TIME_WAIT); towards
   one SCP address that allows about 470 new connections/s per local address (loopback reuses
   them). Use --source-address 127.0.0.2-127.0.0.40 (ranges, CIDR, lists; repeatable) to spread.
@@ -111,6 +122,37 @@ exit codes:
 
 
 _POSITIVE = positive_float()
+
+
+def workers_count(text: str) -> int | Literal["auto"]:
+    if text == "auto":
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"workers must be 1 to {MAX_WORKERS}, or auto")
+    return value
+
+
+def start_time(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone: add Z or an offset (e.g. 2026-12-04T17:00:00Z)"
+        )
+    return when
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r} (e.g. 127.0.0.1:9464)")
+    return strip_brackets(host), int(port_text)
 
 
 def register(subparsers: Any) -> None:
@@ -175,6 +217,34 @@ def register(subparsers: Any) -> None:
         help="after the end, wait at most S seconds for associations in flight (default 30)",
     )
     g.add_argument("--seed", type=int, metavar="N", help="seed of the Poisson arrivals")
+    g = p.add_argument_group("scale-out")
+    g.add_argument(
+        "--workers",
+        type=workers_count,
+        default=1,
+        metavar="N|auto",
+        help="generator processes, the load split between them (auto: the usable cores)",
+    )
+    g.add_argument(
+        "--start-at",
+        type=start_time,
+        metavar="ISO-TIME",
+        help="begin (warm-up and ramp included) at this time, e.g. 2026-12-04T17:00:00Z, "
+        "so that generators on several machines start together",
+    )
+    g.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="serve live Prometheus metrics on http://HOST:PORT/metrics (every worker summed)",
+    )
+    g.add_argument(
+        "--metrics-linger",
+        type=non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="keep serving the final metrics S seconds after the run (default 0)",
+    )
     g = p.add_argument_group("capacity search")
     g.add_argument(
         "--find-capacity",
@@ -274,8 +344,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
             raise UsageError("give -c/--concurrency (closed loop) or --rate (open loop)")
         if args.associations is None and args.duration is None:
             raise UsageError("a load run must be bounded: give -n/--associations and/or --duration")
-    elif args.ramp is not None:
-        raise UsageError("--ramp and --find-capacity do not go together")
+    else:
+        if args.ramp is not None:
+            raise UsageError("--ramp and --find-capacity do not go together")
+        if args.workers != 1 or args.metrics_listen or args.start_at:
+            raise UsageError(
+                "--workers, --metrics-listen and --start-at do not go with --find-capacity"
+            )
     if args.repeat > MAX_ECHOES:
         raise UsageError(f"--repeat is at most {MAX_ECHOES:,}")
     mode = "rate" if args.rate is not None else "concurrency"
@@ -430,6 +505,22 @@ async def load_main(args: argparse.Namespace, plan: Plan) -> int:
                 highlight=False,
             )
 
+    metrics: LoadMetrics | None = None
+    server: MetricsServer | None = None
+    if args.metrics_listen is not None:
+        metrics = LoadMetrics()
+        try:
+            server = serve_metrics(metrics, *args.metrics_listen)
+        except OSError as exc:
+            err.print(f"{PROG}: error: cannot serve metrics: {exc}", style="bold red")
+            return exit_codes.USAGE
+        if not args.quiet:
+            err.print(
+                f"{PROG}: metrics on http://{format_address(args.metrics_listen[0], server.port)}"
+                "/metrics",
+                style="dim",
+                highlight=False,
+            )
     installed = install_signals(loop, on_signal)
     result: LoadReport | CapacityReport
     try:
@@ -485,10 +576,20 @@ async def load_main(args: argparse.Namespace, plan: Plan) -> int:
                     seed=args.seed,
                     on_tick=on_tick,
                     stop=stop,
+                    workers=args.workers,
+                    start_at=args.start_at,
+                    metrics=metrics,
                 )
         finally:
             if live is not None:
                 live.stop()
+        code = finish(args, plan, result, signals[0] if signals else None)
+        if server is not None and args.metrics_linger > 0 and not stop.is_set():
+            # The last figures stay up for Prometheus's next scrape (Ctrl-C ends the wait).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.metrics_linger):
+                    await stop.wait()
+        return code
     except ProbeError as exc:  # the host does not resolve, TLS cannot be set up
         err.print(f"{PROG}: error: {exc}", style="bold red")
         return exit_codes.USAGE
@@ -498,7 +599,8 @@ async def load_main(args: argparse.Namespace, plan: Plan) -> int:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-    return finish(args, plan, result, signals[0] if signals else None)
+        if server is not None:
+            server.close()
 
 
 def finish(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from echoprobe import __version__
 
-SUBCOMMANDS = ("sweep", "load", "scp", "demo", "check", "exporter", "inventory")
+SUBCOMMANDS = ("sweep", "load", "merge", "scp", "demo", "check", "exporter", "inventory")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,6 +86,10 @@ def describe_shape(config: dict[str, Any]) -> str:
         parts.append(f"TLS: {config['tls']}")
     if config.get("source_addresses"):
         parts.append(f"{len(config['source_addresses'])} source addresses")
+    if (workers := config.get("workers") or 1) > 1:
+        parts.append(f"{workers} worker processes")
+    if config.get("merged"):
+        parts.append(f"{len(config['merged'])} reports merged")
     return ", ".join(parts)
 
 
@@ -133,6 +137,27 @@ def outcomes_table(report: LoadReport, limit: int = 12) -> Table | None:
     return table
 
 
+def parts_table(report: LoadReport) -> Table | None:
+    """The per-source breakdown of a merged report (workers, runs, machines)."""
+    if not report.parts:
+        return None
+    table = Table(title="by source", title_justify="left", title_style="bold")
+    for name in ("source", "status", "attempted", "succeeded", "failed", "assoc/s", "p99 ms"):
+        table.add_column(name, justify="left" if name in ("source", "status") else "right")
+    for part in report.parts:
+        status = str(part.get("status", ""))
+        table.add_row(
+            str(part.get("source", "")),
+            Text(status, style="bold red" if status == "died" else ""),
+            f"{int(part.get('attempted') or 0):,}",
+            f"{int(part.get('succeeded') or 0):,}",
+            f"{int(part.get('failed') or 0):,}",
+            fmt_rate(float(part.get("assoc_per_s") or 0.0)) if "assoc_per_s" in part else "–",
+            fmt_ms(part.get("p99")),
+        )
+    return table
+
+
 def _cpu_unit_text(report: LoadReport) -> str:
     if report.config.get("repeat", 1) > 1 and (per_echo := report.cpu_us_per_echo) is not None:
         return f", {per_echo:,.1f} µs per C-ECHO"
@@ -176,8 +201,10 @@ def render_load_summary(report: LoadReport, console: Console) -> None:
     )
     if peak:
         table.add_row("peak interval", f"{fmt_rate(peak)} associations/s")
+    summed = f" (summed over {report.processes} processes)" if report.processes > 1 else ""
     cpu = Text(
-        f"{report.cpu_fraction:.0%} of one core on average, {report.cpu_peak:.0%} at peak "
+        f"{report.cpu_fraction:.0%} of one core on average{summed}, "
+        f"{report.cpu_peak:.0%} at peak "
         f"({report.cpu_seconds:.2f} CPU-s" + _cpu_unit_text(report) + ")"
     )
     if report.generator_bound:
@@ -194,6 +221,9 @@ def render_load_summary(report: LoadReport, console: Console) -> None:
     table.add_row("ports", port_text)
     console.print(table)
     console.print(latency_table(report.histograms))
+    by_source = parts_table(report)
+    if by_source is not None:
+        console.print(by_source)
     failures = outcomes_table(report)
     if failures is not None:
         console.print(failures)
@@ -602,6 +632,26 @@ def _failures_html(report: LoadReport) -> str:
     )
 
 
+def _parts_html(report: LoadReport) -> str:
+    rows = []
+    for part in report.parts:
+        status = str(part.get("status", ""))
+        cls = ' class="bad"' if status == "died" else ""
+        rate = float(part.get("assoc_per_s") or 0.0)
+        rows.append(
+            f'<tr><td class="text">{_e(part.get("source", ""))}</td>'
+            f'<td class="text"{cls}>{_e(part.get("reason") or status)}</td>'
+            f"<td>{int(part.get('attempted') or 0):,}</td>"
+            f"<td>{int(part.get('succeeded') or 0):,}</td>"
+            f"<td>{int(part.get('failed') or 0):,}</td>"
+            f"<td>{_e(fmt_rate(rate))}</td><td>{_e(fmt_ms(part.get('p99')))}</td></tr>"
+        )
+    return (
+        "<table><tr><th>source</th><th>status</th><th>attempted</th><th>succeeded</th>"
+        "<th>failed</th><th>assoc/s</th><th>p99 ms</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
 def _warnings_html(warnings: Sequence[str]) -> str:
     return "".join(f'<div class="warn">⚠ {_e(w)}</div>' for w in warnings)
 
@@ -731,6 +781,7 @@ def _load_body(report: LoadReport) -> str:
         _histogram_panel(report.histograms),
         "<h2>Outcomes</h2>",
         _failures_html(report),
+        *(("<h2>By source</h2>", _parts_html(report)) if report.parts else ()),
         "<h2>Run</h2>",
         _config_html(report),
     ]
@@ -903,6 +954,7 @@ __all__ = [
     "histogram_chart",
     "latency_table",
     "line_chart",
+    "parts_table",
     "render_capacity_summary",
     "render_html",
     "render_load_summary",

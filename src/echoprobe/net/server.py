@@ -102,6 +102,9 @@ _SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try 
 # its last is reclaimable when a request waits (a healthy client's PDU arrives in
 # milliseconds; a trickler's never does).
 STALLED: Final = 0.2
+# After our A-ABORT for a protocol violation, what the peer may still send while we wait for
+# its close (PS3.8 Sta13) before the connection is reset.
+_DISCARD_AFTER_ABORT: Final = 64 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +328,7 @@ class _SCPProtocol(asyncio.Protocol):
         "_associated",
         "_collide",
         "_conn",
+        "_discard_left",
         "_end_at",
         "_ending",
         "_fast",
@@ -391,6 +395,7 @@ class _SCPProtocol(asyncio.Protocol):
         self._pending = 0  # bytes of an unfinished PDU counted in the SCP's pending total
         self._waited = False  # its request has waited for a slot once already
         self._unreleased = False  # counted as closed while associated
+        self._discard_left = -1  # after a protocol violation: bytes still read before a reset
 
     # -- asyncio callbacks
 
@@ -416,6 +421,11 @@ class _SCPProtocol(asyncio.Protocol):
             self._internal_error(exc)
 
     def _receive(self, data: bytes) -> None:
+        if self._discard_left >= 0:
+            self._discard_left -= len(data)
+            if self._discard_left < 0 and self._transport is not None:
+                self._transport.abort()  # still streaming after our A-ABORT
+            return
         if self._held is not None:
             self._held.append(data)
             return
@@ -429,7 +439,9 @@ class _SCPProtocol(asyncio.Protocol):
         if self._pump():
             self._idle_at = now + self._idle_timeout  # whole PDUs are activity; bytes are not
             self._pdu_since = now if conn.mid_pdu else None
-        elif self._pdu_since is None and conn.mid_pdu:
+        elif not conn.mid_pdu:
+            self._pdu_since = None  # a PDU completed that the core answered by itself
+        elif self._pdu_since is None:
             self._pdu_since = now
         self._count_pending()
 
@@ -630,13 +642,11 @@ class _SCPProtocol(asyncio.Protocol):
                 counters.aborts_received += 1
             elif kind is ProtocolViolation:
                 counters.protocol_errors += 1
-                # Nothing more it sends is read (A-ABORT sent, PS3.8 AA-8): stop reading, so
-                # that a peer streaming behind a bad PDU is held back by TCP, not discarded at
-                # full speed, until it closes or ARTIM ends the connection.
-                conn.stop_reading()  # and what is already received is not answered
-                transport = self._transport
-                if transport is not None and not transport.is_closing():
-                    transport.pause_reading()
+                # Nothing more it sends is answered (A-ABORT sent, PS3.8 AA-8), not even what
+                # came in the same read; its close is still awaited, but a peer that streams
+                # on is cut off after _DISCARD_AFTER_ABORT bytes instead of read for ever.
+                conn.stop_reading()
+                self._discard_left = _DISCARD_AFTER_ABORT
         self._flush()
         return progressed
 

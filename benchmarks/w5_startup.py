@@ -1,5 +1,9 @@
 """W5: start-up. One `echoscu 127.0.0.1 PORT` echo as a fresh process: ours vs DCMTK's.
 
+The SCP is the C reference (`benchmarks/c_scp.c`, built with gcc; the Python `EchoSCP` when gcc
+is missing, and the result says which): a Python SCP's own latency would hide the clients'.
+The measured processes run with the bytecode cache allowed (PYTHONDONTWRITEBYTECODE unset).
+
 Ours is the venv's console script (`.venv/bin/echoscu`, no shim in front). DCMTK runs as
 shipped (Nagle on) and with `TCP_NODELAY=1`. Wall time is spawn to reap; CPU is the child's
 user + system time from `wait4`. Variants are interleaved, many repetitions.
@@ -15,18 +19,50 @@ import compileall
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks import availability
+from benchmarks import availability, c_scp
 from benchmarks.cells import Budget, others_pct
 from benchmarks.common import JSON, ScpProcess, log, run_worker, summarize
+
+
+def reference_scp(max_seconds: float) -> ScpProcess:
+    """The C SCP when it can be built, else echoprobe's `EchoSCP` (see `scp_name`)."""
+    if c_scp.available():
+        return c_scp.CScpProcess(max_seconds=max_seconds)
+    return ScpProcess(["--addresses", "1", "--ports", "1"], max_seconds=max_seconds)
+
+
+def scp_name(scp: ScpProcess) -> str:
+    return "C reference SCP" if isinstance(scp, c_scp.CScpProcess) else "echoprobe EchoSCP"
+
+
+@contextmanager
+def bytecode_cache_allowed() -> Iterator[None]:
+    """Measured processes inherit the worker's environment: let them write and use the cache."""
+    saved = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTHONDONTWRITEBYTECODE"] = saved
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A measured process's environment: bytecode cache allowed, TCP_NODELAY only if asked."""
+    dropped = ("TCP_NODELAY", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(extra or {})
+    return env
 
 
 def _ours_works(port: int) -> str | None:
     """None when our echoscu completes an echo, else why not."""
     if not availability.OUR_ECHOSCU.exists():
         return f"{availability.OUR_ECHOSCU} does not exist"
-    env = {k: v for k, v in os.environ.items() if k != "TCP_NODELAY"}
+    env = clean_env()
     try:
         done = subprocess.run(
             [str(availability.OUR_ECHOSCU), "127.0.0.1", str(port)],
@@ -55,7 +91,7 @@ def _byte_compile() -> None:
 def run(reps: int, budget: Budget) -> JSON:
     log(f"W5: single-shot echoscu start-up, {reps} interleaved reps")
     _byte_compile()
-    with ScpProcess(["--addresses", "1", "--ports", "1"], max_seconds=max(budget.left, 30)) as scp:
+    with reference_scp(max(budget.left, 30)) as scp:
         port = scp.listeners[0][1]
         variants: list[JSON] = []
         why_not = _ours_works(port)
@@ -69,17 +105,18 @@ def run(reps: int, budget: Budget) -> JSON:
             dcmtk = [str(availability.DCMTK_ECHOSCU), "127.0.0.1", str(port)]
             variants.append({"name": "dcmtk", "argv": dcmtk})
             variants.append({"name": "dcmtk_nodelay", "argv": dcmtk, "env": {"TCP_NODELAY": "1"}})
-        result = run_worker(
-            {
-                "kind": "startup",
-                "variants": variants,
-                "reps": reps,
-                "duration": 60,
-                "scp_pid": scp.pid,
-            },
-            timeout=120,
-        )
-    out: JSON = {"reps": reps, "ours_unavailable": why_not, "variants": {}}
+        with bytecode_cache_allowed():
+            result = run_worker(
+                {
+                    "kind": "startup",
+                    "variants": variants,
+                    "reps": reps,
+                    "duration": 60,
+                    "scp_pid": scp.pid,
+                },
+                timeout=120,
+            )
+    out: JSON = {"reps": reps, "ours_unavailable": why_not, "scp": scp_name(scp), "variants": {}}
     if not result.get("ok"):
         out["error"] = result.get("error")
         return out

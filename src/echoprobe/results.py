@@ -8,9 +8,12 @@ and `sweep()` produce whatever happens.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from echoprobe._values import field, fields_of, value
+
+TYPE_CHECKING = False  # not typing's: echoscu imports this module, and typing costs its start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Outcome(StrEnum):

@@ -4,15 +4,26 @@ Same options, same A-ASSOCIATE-RQ, same log lines and exit codes. It runs one as
 the blocking-socket driver (no asyncio import: start-up time is part of the contract) and maps
 each failure of the shared association procedure to DCMTK's report for it, here and only here.
 
+Start-up rules: the cyclic garbage collector is off while this module's imports load (they
+allocate thousands of objects that live as long as the process), then back as it was; a run
+from the command line freezes those objects out of later collections and ends with `os._exit`
+once its output is flushed, skipping the interpreter's teardown of every module.
+
 Exit codes (DCMTK's, surprises included): 0 success, any C-ECHO status, or a peer abort while
 waiting for the response; 1 command-line, association and release failures; 70 DIMSE failures.
 """
 
+# ruff: noqa: E402  (the imports follow gc.disable() on purpose)
+
 from __future__ import annotations
+
+import gc
+
+_GC_WAS_ENABLED = gc.isenabled()
+gc.disable()  # until the end of this module: see its start-up rules
 
 import os
 import sys
-from collections.abc import Sequence
 
 from echoprobe.cli.echoscu_options import RCSID, EchoscuConfig, Exit, parse_echoscu
 from echoprobe.dimse.echo import EchoResponse
@@ -34,12 +45,10 @@ from echoprobe.errors import (
     TLSError,
 )
 from echoprobe.net import blocking
-from echoprobe.net.association import AssociationOutcome, run_association
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.report.dcmtk_dump import dump_association, hex_dump, status_detail
 from echoprobe.report.dcmtk_log import DcmtkLogger, Level
 from echoprobe.ul.codec import encode_pdu
-from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.constants import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -49,6 +58,15 @@ from echoprobe.ul.constants import (
 )
 from echoprobe.ul.negotiation import DCMTK_TRANSFER_SYNTAXES, Negotiated, build_request
 from echoprobe.ul.pdu import AssociateAC, AssociateRQ
+
+TYPE_CHECKING = False  # not typing's: its import is part of the start-up this module avoids
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from echoprobe.net.association import Driver, Observer
+    from echoprobe.net.outcome import AssociationOutcome
+    from echoprobe.ul.connection import ULConnection
+
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -70,6 +88,9 @@ class _Report:
         self.log = log
         self.request = request
         self.debug = log.is_enabled(Level.DEBUG)
+        # Per echo, on `--repeat`: a line that would not be shown is not formatted either.
+        self.info = log.is_enabled(Level.INFO)
+        self.dataset_read = log.is_enabled(Level.DEBUG, logger="dcmtk.dcmdata")
         self.dictionary_ok = dictionary_ok
         self.phase = "associate"
 
@@ -121,20 +142,25 @@ class _Report:
         self._dump_ac(accept, raw)
 
     def echo_sending(self, message_id: int) -> None:
-        self.log.info(f"Sending Echo Request (MsgID {message_id})")
+        if self.info:
+            self.log.info(f"Sending Echo Request (MsgID {message_id})")
         if not self.dictionary_ok:  # DCMTK fails before anything is sent
             raise DIMSEError("data dictionary missing", code="dictionary_missing")
 
     def echo_received(self, response: EchoResponse) -> None:
-        self.log.debug(
-            'DcmDataset::read() TransferSyntax="Little Endian Implicit"', logger="dcmtk.dcmdata"
-        )
-        status = response.status
-        text = "Success" if status == 0 else f"Unknown Status: 0x{status:x}"
-        self.log.info(f"Received Echo Response ({text})")
-        extra = response.extra_elements
-        if extra and self.debug:
-            self.log.debug(status_detail(extra))
+        if self.dataset_read:
+            self.log.debug(
+                'DcmDataset::read() TransferSyntax="Little Endian Implicit"',
+                logger="dcmtk.dcmdata",
+            )
+        if self.info:
+            status = response.status
+            text = "Success" if status == 0 else f"Unknown Status: 0x{status:x}"
+            self.log.info(f"Received Echo Response ({text})")
+        if self.debug:
+            extra = response.extra_elements
+            if extra:
+                self.log.debug(status_detail(extra))
 
     def releasing(self) -> None:
         self.phase = "release"
@@ -398,16 +424,33 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
         abort_on_failure=False,
         abort_linger=timeouts.acse or 0.0,
     )
-    conn = ULConnection(
-        Role.REQUESTOR, max_receive_pdu=cfg.max_pdu, artim_timeout=timeouts.acse or 30.0
-    )
-    now = blocking.clock()
-    conn.start_connect(encode_pdu(request), now)
-    conn.connection_made(now)
+    request_bytes = encode_pdu(request)
+
+    def start_general(
+        clock: Callable[[], float], observer: Observer
+    ) -> tuple[ULConnection, Driver]:
+        # The procedure and its state machine: loaded only when the usual path hands over.
+        from echoprobe.net.association import run_association  # noqa: PLC0415
+        from echoprobe.ul.connection import Role, ULConnection  # noqa: PLC0415
+
+        conn = ULConnection(
+            Role.REQUESTOR, max_receive_pdu=cfg.max_pdu, artim_timeout=timeouts.acse or 30.0
+        )
+        now = clock()
+        conn.start_connect(request_bytes, now)
+        conn.connection_made(now)
+        return conn, run_association(conn, request, options, timeouts, clock, observer=observer)
+
     report = _Report(log, request, dictionary_ok=dictionary_ok)
-    flow = run_association(conn, request, options, timeouts, blocking.clock, observer=report)
     try:
-        outcome = blocking.drive(sock, conn, flow)
+        if tls_session is None and options.release and dictionary_ok:
+            # The usual conversation in byte comparisons; anything else goes to the procedure.
+            outcome = blocking.drive_usual(
+                sock, request, request_bytes, options, timeouts, report, start_general
+            )
+        else:
+            conn, flow = start_general(blocking.clock, report)
+            outcome = blocking.drive(sock, conn, flow)
     except ProbeError as exc:
         if report.phase == "associate" and exc.phase in ("associate", "connect"):
             return _association_failure(log, exc, cfg.peer, cfg.port, tls=tls_session is not None)
@@ -416,19 +459,39 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """The command: `argv` None means this process's command line, and then the process ends
+    here (`_exit`); with an explicit `argv` it raises SystemExit like any command."""
+    if argv is None:
+        gc.freeze()  # the modules' objects: never collected, never scanned again
     args = list(sys.argv if argv is None else argv)
     parsed = parse_echoscu(args[1:], args[0] if args else "echoscu")
     if isinstance(parsed, Exit):
-        sys.exit(parsed.emit())
-    log = parsed.make_logger()
-    try:
-        code = run(parsed, log)
-    except KeyboardInterrupt:
-        code = 130
-    finally:
-        log.close()
+        code = parsed.emit()
+    else:
+        log = parsed.make_logger()
+        try:
+            code = run(parsed, log)
+        except KeyboardInterrupt:
+            code = 130
+        finally:
+            log.close()
+    if argv is None:
+        _exit(code)
     sys.exit(code)
 
+
+def _exit(code: int) -> None:
+    """End the process now: flush what we wrote, then skip the interpreter's teardown."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # a closed or broken stream: let the interpreter report as it does
+    os._exit(code)
+
+
+if _GC_WAS_ENABLED:
+    gc.enable()
 
 if __name__ == "__main__":
     main()

@@ -42,6 +42,7 @@ from echoprobe.net.tls import (
 from echoprobe.report.dcmtk_log import DcmtkLogger, Level, write_text
 
 if TYPE_CHECKING:
+    import _socket
     import socket
     import ssl
 
@@ -146,7 +147,7 @@ def _root(path: str, key_format: KeyFormat, log: DcmtkLogger) -> int:
 
 
 def handshake(
-    session: Session, sock: socket.socket, timeouts: Timeouts, log: DcmtkLogger
+    session: Session, sock: _socket.socket, timeouts: Timeouts, log: DcmtkLogger
 ) -> socket.socket:
     """The TLS handshake on the connected socket (bounded by `-ts`, as DCMTK's), then the
     TLS CONNECTION DETAILS block at debug level. Raises `ProbeError` (socket closed)."""

@@ -6,7 +6,7 @@ in brackets (`[::1]`). Resolution itself is the driver's job (blocking or async)
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # not socket.py: its enum tables cost echoscu's start-up
 from functools import lru_cache
 
 

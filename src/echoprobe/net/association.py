@@ -17,9 +17,7 @@ deadlines are fixed when the phase starts, so no amount of trickled bytes extend
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from enum import Enum
 
-from echoprobe._values import record
 from echoprobe.dimse.echo import (
     EchoResponse,
     echo_request_pdus,
@@ -43,6 +41,7 @@ from echoprobe.errors import (
     SendImpossible,
     TimeoutError_,
 )
+from echoprobe.net.outcome import AssociationOutcome, TimedOut, Wait
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.connection import ULConnection
 from echoprobe.ul.events import (
@@ -67,26 +66,23 @@ from echoprobe.ul.pdu import AssociateAC, AssociateRQ
 # Not typing.TYPE_CHECKING: echoscu's start-up must not pay for importing typing.
 TYPE_CHECKING = False
 
+# AssociationOutcome, TimedOut and Wait live in `net.outcome` (a driver's usual path needs them
+# without the state machine) and are re-exported here, where drivers have always found them.
+__all__ = [
+    "COLLISION_WAIT",
+    "AssociationOutcome",
+    "Driver",
+    "EchoTally",
+    "NullObserver",
+    "Observer",
+    "TimedOut",
+    "Wait",
+    "run_association",
+]
+
 
 # How long the final A-RELEASE-RP of a release collision (PS3.8 Sta11, AR-3) is waited for.
 COLLISION_WAIT = 0.5
-
-
-class TimedOut(Enum):
-    """What a driver answers instead of bytes when a wait ran out."""
-
-    DEADLINE = "deadline"  # the wait's deadline (phase or absolute) passed
-    SOCKET = "socket"  # the per-read socket timeout passed first
-
-
-@record  # not frozen: one is made per wait, and a frozen __init__ costs more
-class Wait:
-    """Write `send`, then wait for bytes until `deadline` (monotonic seconds, None = forever)
-    or for `socket_timeout` seconds without any byte, whichever comes first."""
-
-    send: bytes
-    deadline: float | None
-    socket_timeout: float | None
 
 
 Driver = Generator[Wait, "bytes | TimedOut", "AssociationOutcome"]
@@ -143,18 +139,6 @@ class EchoTally:
 
     def __init__(self) -> None:
         self.total = 0
-
-
-@record
-class AssociationOutcome:
-    """What `run_association` returns when the echoes completed (failures raise)."""
-
-    negotiated: Negotiated
-    replies: list[EchoReply]
-    timings: dict[str, float]
-    release: str = "released"
-    release_error: ProbeError | None = None
-    collision: bool = False  # the peer's A-RELEASE-RQ crossed ours (PS3.8 §7.2, Sta9/Sta11)
 
 
 class _Phase:

@@ -5,8 +5,8 @@ Both drivers call these; neither interprets errno values itself.
 
 from __future__ import annotations
 
+import _socket as socket  # not socket.py: its enum tables cost echoscu's start-up
 import errno
-import socket
 
 from echoprobe.errors import (
     ConnectionLost,

@@ -30,10 +30,10 @@ from echoprobe.net.aio import AssociationProtocol, mark_retrieved
 from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.results import EchoReply
-from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES, decode_pdu
+from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES
 from echoprobe.ul.framing import FrameLimits
-from echoprobe.ul.negotiation import Negotiated, validate_accept
-from echoprobe.ul.pdu import AssociateAC, AssociateRQ
+from echoprobe.ul.negotiation import Negotiated, usual_accept
+from echoprobe.ul.pdu import AssociateRQ
 
 if TYPE_CHECKING:
     from echoprobe.options import AssociationOptions, Timeouts
@@ -88,20 +88,10 @@ class Plan:
         negotiated = self._accepts.get(data)
         if negotiated is not None:
             return negotiated
-        if len(data) < 6 or data[0] != 0x02:
+        found = usual_accept(self.request, data, _MAX_AC_BODY)
+        if found is None:
             return None
-        body_length = int.from_bytes(data[2:6], "big")
-        if body_length != len(data) - 6 or body_length > _MAX_AC_BODY:
-            return None
-        try:
-            accept = decode_pdu(0x02, data[6:])
-            if not isinstance(accept, AssociateAC):
-                return None
-            negotiated = validate_accept(self.request, accept)
-        except Exception:
-            return None
-        if negotiated.max_send_pdu <= 12:
-            return None
+        negotiated = found[1]
         if len(self._accepts) >= self._MAX_ACCEPTS:
             self._accepts.clear()
         self._accepts[data] = negotiated

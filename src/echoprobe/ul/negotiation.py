@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from echoprobe._values import value
 from echoprobe.errors import NoAcceptedContext
+from echoprobe.ul.codec import decode_pdu
 from echoprobe.ul.constants import (
     APPLICATION_CONTEXT_NAME,
     IMPLEMENTATION_CLASS_UID,
@@ -264,3 +265,26 @@ def answer_request(request: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
             implementation_version_name=policy.implementation_version_name,
         ),
     )
+
+def usual_accept(
+    request: AssociateRQ, data: bytes, max_body: int
+) -> tuple[AssociateAC, Negotiated] | None:
+    """`data` decoded and validated against `request` when it is exactly one whole, acceptable
+    A-ASSOCIATE-AC (header included, body at most `max_body`) leaving room to send a command;
+    None for anything else, which the general procedure must see. The fast paths' test."""
+    if len(data) < 6 or data[0] != 0x02:
+        return None
+    body_length = int.from_bytes(data[2:6], "big")
+    if body_length != len(data) - 6 or body_length > max_body:
+        return None
+    try:
+        accept = decode_pdu(0x02, data[6:])
+        if not isinstance(accept, AssociateAC):
+            return None
+        negotiated = validate_accept(request, accept)
+    except Exception:  # anything unusual is the general procedure's to report
+        return None
+    if negotiated.max_send_pdu <= 12:
+        return None
+    return accept, negotiated
+

@@ -1,0 +1,48 @@
+"""What the association procedure and its drivers exchange: `Wait`, `TimedOut`, and the
+`AssociationOutcome` a completed association returns.
+
+Split from `net.association` so that a driver's usual path (`blocking.drive_usual`, echoscu's
+start-up) can return an outcome without importing the state machine it only needs when the
+conversation is not the usual one. `net.association` re-exports all three.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from echoprobe._values import record
+
+TYPE_CHECKING = False  # not typing's: echoscu's start-up must not pay for importing typing
+if TYPE_CHECKING:
+    from echoprobe.errors import ProbeError
+    from echoprobe.results import EchoReply
+    from echoprobe.ul.negotiation import Negotiated
+
+
+class TimedOut(Enum):
+    """What a driver answers instead of bytes when a wait ran out."""
+
+    DEADLINE = "deadline"  # the wait's deadline (phase or absolute) passed
+    SOCKET = "socket"  # the per-read socket timeout passed first
+
+
+@record  # not frozen: one is made per wait, and a frozen __init__ costs more
+class Wait:
+    """Write `send`, then wait for bytes until `deadline` (monotonic seconds, None = forever)
+    or for `socket_timeout` seconds without any byte, whichever comes first."""
+
+    send: bytes
+    deadline: float | None
+    socket_timeout: float | None
+
+
+@record
+class AssociationOutcome:
+    """What `run_association` returns when the echoes completed (failures raise)."""
+
+    negotiated: Negotiated
+    replies: list[EchoReply]
+    timings: dict[str, float]
+    release: str = "released"
+    release_error: ProbeError | None = None
+    collision: bool = False  # the peer's A-RELEASE-RQ crossed ours (PS3.8 §7.2, Sta9/Sta11)

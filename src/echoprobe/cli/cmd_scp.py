@@ -12,6 +12,12 @@ bound exits 2. The loop is uvloop's when it is installed.
 Fault options set the faults of every address; `--fault SELECTOR;KEY=VALUE;...` sets them for
 one address (`addr=HOST[:PORT]`) or one called AE title (`ae=NAME`), with the same keys as the
 options (`reject=1,1,7`, `abort-at=echo`, `delay=echo=2`, `status=0x0110`, `no-release-response`).
+
+`+tls KEY CERT` makes every listener DICOM over TLS, with DCMTK's option names (`cli.tls_options`,
+acceptor role): `+cf`/`+cd` trust anchors for client certificates, `+crl`/`+crv`/`+cra`,
+`-pem`/`-der`, `+pw`/`-pw`, the profiles and `+cs`; `-rc` requires a client certificate (the
+default, as DCMTK's `storescp`), `-vc` verifies one only when it is presented, `-ic` ignores it.
+A key or certificate that does not load is a usage error (exit 2), reported before listening.
 """
 
 from __future__ import annotations
@@ -25,11 +31,16 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from echoprobe.cli import exit_codes
+from echoprobe.cli.tls_options import Role, add_tls_options, tls_config
+from echoprobe.errors import TLSConfigError
 from echoprobe.net.addresses import format_address
 from echoprobe.net.server import PHASES, AddressKey, EchoSCP, Faults
+
+if TYPE_CHECKING:
+    from echoprobe.net.tls import TLSConfig
 
 DEFAULT_LISTEN = "127.0.0.1:11112"
 MAX_ADDRESSES = 65536  # listeners one command may open (each is a file descriptor)
@@ -211,12 +222,29 @@ def _address_key(where: str) -> AddressKey:
     return where  # a host alone: every port
 
 
+def _listened(key: AddressKey, listen: Sequence[tuple[str, int]]) -> bool:
+    """Whether a fault's address names a listening address (a fault for any other would be
+    accepted and never applied)."""
+    host, port = (key, None) if isinstance(key, str) else key
+    wanted = _same_host(host)
+    return any(_same_host(h) == wanted and (port in (None, 0) or p in (0, port)) for h, p in listen)
+
+
+def _same_host(host: str) -> str:
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower()
+
+
 # --------------------------------------------------------------------------------- parser
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "scp",
+        prefix_chars="-+",  # DCMTK's TLS options start with "+"
         help="run a test Verification SCP, with fault injection",
         description="A fast Verification (C-ECHO) SCP for tests and benchmarks, listening on "
         "one or many addresses, able to misbehave on purpose.",
@@ -314,6 +342,7 @@ def register(subparsers: Any) -> None:
         help='faults for one address or called AE: "addr=127.0.1.5:104;reject=1,1,7" or '
         '"ae=BROKEN;status=0x0110;error-comment=Disk full" (repeatable)',
     )
+    add_tls_options(p, Role.ACCEPTOR)
     p.set_defaults(func=run)
 
 
@@ -353,7 +382,12 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
         if kind == "ae":
             by_ae[where] = faults
         else:
-            by_address[_address_key(where)] = faults
+            address = _address_key(where)
+            if not _listened(address, listen):
+                raise SpecError(
+                    f"--fault addr={where}: this SCP does not listen there (see --listen)"
+                )
+            by_address[address] = faults
     if args.max_pdu < 0 or args.max_pdu > 0xFFFFFFFF:
         raise SpecError("--max-pdu must be 0..4294967295")
     if args.max_associations is not None and args.max_associations < 0:
@@ -369,6 +403,7 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
         raise SpecError("--max-pending-bytes must be ≥ 0")
     if not 0 <= args.admission_wait < math.inf:
         raise SpecError("--admission-wait must be a number of seconds ≥ 0")
+    tls = tls_config(args, fail=SpecError) if hasattr(args, "enable_tls") else None
     return SCPConfig(
         listen=listen,
         faults=spec.build(),
@@ -387,6 +422,7 @@ def build_config(args: argparse.Namespace) -> SCPConfig:
             "reclaim_idle": None if args.reclaim_idle < 0 else args.reclaim_idle,
             "max_pending_bytes": args.max_pending_bytes,
             "admission_wait": args.admission_wait,
+            "tls": tls,
         },
     )
 
@@ -412,6 +448,12 @@ def run(args: argparse.Namespace) -> int:
         return exit_codes.USAGE
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(serve(config, duration=args.duration, quiet=args.quiet))
+
+
+def _describe_tls(tls: TLSConfig) -> str:
+    """One line on the TLS settings: profile and what is asked of client certificates."""
+    wanted = {"require": "required", "check": "verified if presented", "ignore": "not verified"}
+    return f"profile {tls.profile.value}, client certificate {wanted[tls.verify_peer.value]}"
 
 
 def _print_addresses(scp: EchoSCP, out: TextIO) -> None:
@@ -440,13 +482,18 @@ async def serve(
 ) -> int:
     """Run the SCP until `duration` passes or SIGINT/SIGTERM; print what happened."""
     out = out or sys.stdout
-    scp = EchoSCP(
-        listen=config.listen,
-        faults=config.faults,
-        faults_by_address=config.faults_by_address,
-        faults_by_ae=config.faults_by_ae,
-        **config.options,
-    )
+    try:
+        scp = EchoSCP(
+            listen=config.listen,
+            faults=config.faults,
+            faults_by_address=config.faults_by_address,
+            faults_by_ae=config.faults_by_ae,
+            **config.options,
+        )
+    except TLSConfigError as exc:  # the key or a certificate does not load
+        details = "".join(f"\n  {text}" for _, text in exc.details)
+        print(f"echoprobe scp: error: TLS: {exc.condition}{details}", file=sys.stderr)
+        return exit_codes.USAGE
     try:
         await scp.start()
     except OSError as exc:
@@ -472,6 +519,9 @@ async def serve(
                 print(f"faults: {config.faults.describe()}", file=out)
             for name, faults in config.faults_by_ae.items():
                 print(f"faults for called AE {name}: {faults.describe()}", file=out)
+            tls = config.options.get("tls")
+            if tls is not None:
+                print(f"TLS: {_describe_tls(tls)}", file=out)
             titles = ", ".join(config.options["ae_titles"]) or "any"
             print(f"AE titles: {titles}; stop with Ctrl-C", file=out)
         out.flush()

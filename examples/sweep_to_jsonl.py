@@ -17,17 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 
-from rich.console import Console
-
 import echoprobe
-from echoprobe.fleet.sweep import SweepInput
-from echoprobe.fleet.targets import load_targets
-from echoprobe.report.jsonl import JsonlWriter
-from echoprobe.report.summary import SweepSummary, render_summary
 
 
 @contextlib.asynccontextmanager
@@ -48,19 +44,24 @@ async def demo_fleet() -> AsyncIterator[list[str]]:
         ]
 
 
-async def sweep_to_jsonl(targets: Iterable[SweepInput]) -> SweepSummary:
+Inputs = Iterable[str | echoprobe.Target | echoprobe.InvalidTarget]
+
+
+async def sweep_to_jsonl(targets: Inputs) -> Counter[str]:
+    """Sweep `targets`, print one JSON line per record; the count of each outcome."""
     timeouts = echoprobe.Timeouts(connect=3, acse=2, dimse=5, release=2, total=15)
-    summary = SweepSummary()
+    outcomes: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     async with echoprobe.sweep(targets, concurrency=256, timeouts=timeouts) as results:
         loop.add_signal_handler(signal.SIGINT, results.stop)  # Ctrl-C: stop, keep every record
-        with JsonlWriter(sys.stdout) as out:  # one line per record, flushed as it comes
-            async for record in results:
-                out.write(record)
-                summary.add(record)
+        async for record in results:
+            # flush per line: a reader following the output sees each peer as it finishes
+            print(json.dumps(record.to_dict(), default=str), flush=True)
+            outcomes[str(record.outcome)] += 1
         loop.remove_signal_handler(signal.SIGINT)
-        render_summary(summary, Console(stderr=True), stats=results.stats)
-    return summary
+    summary = ", ".join(f"{outcome} {count}" for outcome, count in outcomes.most_common())
+    print(f"{sum(outcomes.values())} targets: {summary}", file=sys.stderr)
+    return outcomes
 
 
 async def main() -> int:
@@ -69,13 +70,18 @@ async def main() -> int:
     parser.add_argument("--targets", dest="file", help="an inventory (CSV, JSONL, YAML, lines)")
     args = parser.parse_args()
     if args.file:
-        summary = await sweep_to_jsonl(load_targets(args.file))
+        try:
+            inventory = echoprobe.load_targets(args.file)
+        except echoprobe.TargetFileError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        outcomes = await sweep_to_jsonl(inventory)
     elif args.targets:
-        summary = await sweep_to_jsonl(args.targets)
+        outcomes = await sweep_to_jsonl(args.targets)
     else:
         async with demo_fleet() as targets:
-            summary = await sweep_to_jsonl(targets)
-    return 0 if summary.failing_count == 0 else 1
+            outcomes = await sweep_to_jsonl(targets)
+    return 0 if set(outcomes) <= {"success"} else 1
 
 
 if __name__ == "__main__":

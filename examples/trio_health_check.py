@@ -15,9 +15,8 @@ import sys
 
 import trio
 
-from echoprobe.net.client import probe
-from echoprobe.options import Timeouts
-from echoprobe.results import ProbeResult
+import echoprobe
+from echoprobe import ProbeResult, Timeouts
 
 ROUNDS = 3
 INTERVAL = 2.0  # seconds between the starts of two checks
@@ -31,7 +30,7 @@ async def check_periodically(
     async with results:
         for _ in range(ROUNDS):
             started = trio.current_time()
-            result = await probe(host, port, called_ae="ANY-SCP", timeouts=TIMEOUTS)
+            result = await echoprobe.probe(host, port, called_ae="ANY-SCP", timeouts=TIMEOUTS)
             await results.send(result)
             await trio.sleep_until(started + INTERVAL)
 

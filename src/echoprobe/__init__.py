@@ -9,6 +9,9 @@ The public API is imported lazily (PEP 562), so that `import echoprobe` stays ch
     async with echoprobe.sweep(targets, concurrency=256) as results:
         async for record in results: ...
     async with echoprobe.EchoSCP(port=0) as scp: ...
+
+Every exception is an `EchoprobeError`; every timeout is also a builtin `TimeoutError` and
+`ConnectionRefused` a builtin `ConnectionRefusedError`. Inventories: `load_targets(path)`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ _EXPORTS = {
     "EchoSCP": "echoprobe.net.server",
     "Faults": "echoprobe.net.server",
     "Timeouts": "echoprobe.options",
+    "Target": "echoprobe.fleet.targets",
+    "InvalidTarget": "echoprobe.fleet.targets",
+    "load_targets": "echoprobe.fleet.targets",
+    "TargetFileError": "echoprobe.fleet.targets",
     "AssociationOptions": "echoprobe.options",
     "EchoResult": "echoprobe.results",
     "EchoReply": "echoprobe.results",
@@ -77,6 +84,7 @@ __all__ = [
     "EchoStatusError",
     "EchoprobeError",
     "Faults",
+    "InvalidTarget",
     "NetworkError",
     "NoAcceptedContext",
     "Outcome",
@@ -89,10 +97,13 @@ __all__ = [
     "RemoteProtocolError",
     "TLSConfig",
     "TLSError",
+    "Target",
+    "TargetFileError",
     "Timeouts",
     "__version__",
     "echo",
     "find_capacity",
+    "load_targets",
     "probe",
     "run_load",
     "sweep",
@@ -122,6 +133,7 @@ if TYPE_CHECKING:
     )
     from echoprobe.fleet.load import find_capacity, run_load
     from echoprobe.fleet.sweep import sweep
+    from echoprobe.fleet.targets import InvalidTarget, Target, TargetFileError, load_targets
     from echoprobe.net.client import echo, probe
     from echoprobe.net.server import EchoSCP, Faults
     from echoprobe.net.tls import TLSConfig

@@ -8,9 +8,19 @@ Rules (one place converts errors at each boundary):
 
 Every `ProbeError` knows its stable `outcome` string (see `results.Outcome`) and the phase in
 which it happened, so a failure is classified once, where it is raised.
+
+The standard library's families are kept, so that code written for sockets catches ours too:
+every timeout is also a builtin `TimeoutError` (`except TimeoutError` sees `ConnectTimeout`,
+`AssociationTimeout`, `DIMSETimeout`, `ReleaseTimeout`, `DeadlineExceeded`, ...), and
+`ConnectionRefused` is also a `ConnectionRefusedError` (an `OSError` whose `errno` is
+ECONNREFUSED). Inside `net/`, an `except OSError` / `except TimeoutError` therefore wraps only
+the system call it guards, never code that raises these classes.
 """
 
 from __future__ import annotations
+
+import errno as _errno
+import os as _os
 
 
 class EchoprobeError(Exception):
@@ -96,6 +106,8 @@ class NetworkError(ProbeError):
 
 
 class DNSError(NetworkError):
+    """The host name could not be resolved (`reason` is the resolver's word)."""
+
     outcome = "dns_error"
 
     def __init__(self, host: str, reason: str) -> None:
@@ -104,8 +116,17 @@ class DNSError(NetworkError):
         self.reason = reason
 
 
-class ConnectionRefused(NetworkError):
+class ConnectionRefused(NetworkError, ConnectionRefusedError):
+    """The peer's host answered the TCP connect with a reset: nothing listens on that port.
+
+    Also a builtin `ConnectionRefusedError` (so an `OSError`), with `errno` ECONNREFUSED."""
+
     outcome = "connection_refused"
+
+    def __init__(self, message: str, *, phase: str = "connect") -> None:
+        super().__init__(message, phase=phase)
+        self.errno = _errno.ECONNREFUSED
+        self.strerror = _os.strerror(_errno.ECONNREFUSED)
 
 
 class ConnectionLost(NetworkError):
@@ -124,10 +145,14 @@ class ConnectionLost(NetworkError):
 
 
 class TLSError(NetworkError):
+    """The TLS handshake or session failed."""
+
     outcome = "tls_error"
 
 
 class TLSVerifyFailed(TLSError):
+    """The peer's certificate did not verify against the trusted certificates."""
+
     outcome = "tls_verify_failed"
 
 
@@ -152,9 +177,11 @@ class TLSConfigError(TLSError):
         self.details = details
 
 
-class TimeoutError_(ProbeError):
+class TimeoutError_(ProbeError, TimeoutError):
     """A deadline expired. `timer` says which: the phase's own timeout, the per-read socket
-    timeout, or the association's absolute deadline; `mid_pdu` whether a PDU was half read."""
+    timeout, or the association's absolute deadline; `mid_pdu` whether a PDU was half read.
+
+    Also a builtin `TimeoutError`, so `except TimeoutError` catches every echoprobe timeout."""
 
     outcome = "timeout"
 
@@ -167,22 +194,32 @@ class TimeoutError_(ProbeError):
 
 
 class ConnectTimeout(TimeoutError_, NetworkError):
+    """The TCP connect did not complete within `Timeouts.connect` (or the total deadline)."""
+
     outcome = "connect_timeout"
 
 
 class TLSHandshakeTimeout(TimeoutError_, TLSError):
+    """The TLS handshake did not complete within `Timeouts.tls` (or the total deadline)."""
+
     outcome = "tls_handshake_timeout"
 
 
 class AssociationTimeout(TimeoutError_):
+    """No A-ASSOCIATE-AC/RJ arrived within `Timeouts.acse` (DCMTK's `-ta`)."""
+
     outcome = "acse_timeout"
 
 
 class DIMSETimeout(TimeoutError_):
+    """No C-ECHO-RSP arrived within `Timeouts.dimse` (DCMTK's `-td`)."""
+
     outcome = "dimse_timeout"
 
 
 class ReleaseTimeout(TimeoutError_):
+    """No A-RELEASE-RP arrived within `Timeouts.release` (we aborted instead)."""
+
     outcome = "release_timeout"
 
 

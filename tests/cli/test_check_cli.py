@@ -138,7 +138,7 @@ def test_failure_status_is_critical(scp_factory: ScpFactory) -> None:
     done = check("-H", "127.0.0.1", "-p", str(failing.port))
     assert done.returncode == 2, done.stdout
     out = parse_output(done.stdout)
-    assert out.text.startswith('C-ECHO status 0110H, Failure: unknown status: "disk full"')
+    assert out.text.startswith('C-ECHO status 0110H, Failure: Processing failure: "disk full"')
 
 
 def test_release_timeout_is_warning_and_mappable(scp_factory: ScpFactory) -> None:

@@ -154,7 +154,9 @@ def test_csv_to_stdout(fleet: Fleet) -> None:
 
 
 def test_table_and_summary(fleet: Fleet, tmp_path: Path) -> None:
-    targets = [*fleet["healthy"], *fleet["reject"], "bad target"]
+    inventory = tmp_path / "more.txt"
+    inventory.write_text("bad target\n", encoding="utf-8")  # in a file: a record, not exit 2
+    targets = [*fleet["healthy"], *fleet["reject"], "--targets", str(inventory)]
     done = run_sweep(*targets, *FAST)
     assert done.returncode == 1, done.stderr
     for target in fleet["healthy"]:

@@ -4,7 +4,7 @@ reassembly, and status meanings (cross-checked with pynetdicom's tables)."""
 from __future__ import annotations
 
 import pytest
-from pynetdicom.status import VERIFICATION_SERVICE_CLASS_STATUS, code_to_category
+from pynetdicom.status import GENERAL_STATUS, VERIFICATION_SERVICE_CLASS_STATUS, code_to_category
 
 from echoprobe.dimse.command_set import CommandValue, decode_command, encode_command
 from echoprobe.dimse.echo import (
@@ -24,7 +24,7 @@ from echoprobe.dimse.fragment import (
     fragment_command,
 )
 from echoprobe.dimse.status import ECHO_STATUS_TEXT, SUCCESS, status_category, status_text
-from echoprobe.errors import DIMSEError, RemoteProtocolError
+from echoprobe.errors import DIMSEError, EchoStatusError, RemoteProtocolError
 from echoprobe.ul.codec import decode_pdu
 from echoprobe.ul.constants import VERIFICATION_SOP_CLASS
 from echoprobe.ul.framing import Framer
@@ -408,12 +408,33 @@ def test_status_categories_agree_with_pynetdicom() -> None:
     ("code", "text"),
     [
         (0x0000, "Success"),
-        (0x0110, "Failure: unknown status"),
+        (0x0110, "Failure: Processing failure"),
+        (0x0124, "Refused: Not authorized"),
+        (0x0213, "Failure: Resource limitation"),
+        (0x0107, "Warning: Attribute list error"),
         (0xB000, "Warning: unknown status"),
-        (0xFF00, "Pending: unknown status"),
-        (0xFE00, "Cancel: unknown status"),
+        (0xFF00, "Pending"),
+        (0xFE00, "Cancel"),
         (0xC000, "Failure: unknown status"),
     ],
 )
 def test_status_text(code: int, text: str) -> None:
     assert status_text(code) == text
+
+
+def test_every_general_status_is_named_as_pynetdicom_names_it() -> None:
+    """Every status PS3.7 Annex C names has its name (pynetdicom's table as the oracle)."""
+    for code, (category, description) in GENERAL_STATUS.items():
+        text = status_text(code)
+        assert "unknown" not in text, hex(code)
+        assert status_category(code) == category, hex(code)
+        if description:
+            theirs = _words(description).replace("authorised", "authorized")
+            assert theirs.replace("duplication", "duplicate") in _words(text), hex(code)
+
+
+def test_echo_status_error_names_processing_failure() -> None:
+    error = EchoStatusError(0x0110, "disk full")
+    assert str(error) == "C-ECHO status 0x0110 (Failure: Processing failure): disk full"
+    assert error.status == 0x0110
+    assert error.outcome == "echo_failed_status"

@@ -125,7 +125,7 @@ def test_peer_words_in_details() -> None:
         Judgement(),
     )
     assert status.text.startswith(
-        'C-ECHO status 0110H, Failure: unknown status: "bad day | really"'
+        'C-ECHO status 0110H, Failure: Processing failure: "bad day | really"'
     )
     assert status.details[0].endswith('error comment "bad day | really"')
 

@@ -8,14 +8,19 @@ import io
 import json
 import math
 import random
+import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
 
 from echoprobe._values import replace
+from echoprobe.cli.cmd_sweep import ProgressView, probe_bound
 from echoprobe.fleet.histogram import LatencyHistogram
 from echoprobe.fleet.limits import HostLimiter, RateLimiter, effective_concurrency
+from echoprobe.options import Timeouts
+from echoprobe.report.admin import explain, human_outcome
 from echoprobe.report.csv_out import COLUMNS, CsvWriter
 from echoprobe.report.jsonl import JsonlWriter, record_dict
 from echoprobe.report.summary import SweepSummary, render_summary
@@ -246,8 +251,10 @@ def test_summary_counts_and_lists() -> None:
     summary.extend(records)
     assert summary.count == 8
     assert summary.successes == 4  # release trouble still means the echo succeeded
+    assert (summary.succeeded, summary.release_trouble) == (3, 1)
+    assert (summary.failed, summary.stopped) == (3, 1)
     assert summary.failing_count == 4
-    assert [r.target for r in summary.failing] == ["127.0.5.5:104", "127.0.5.6:104"]
+    assert len(summary.failing) == 2
     assert summary.failing_unlisted == 1
     assert [r.target for r in summary.slowest] == ["127.0.5.2:104", "127.0.5.8:104"]
     assert summary.success_ratio == 0.5
@@ -256,12 +263,118 @@ def test_summary_counts_and_lists() -> None:
     console = Console(file=io.StringIO(), width=160, no_color=True)
     render_summary(summary, console)
     text = console.file.getvalue()  # type: ignore[attr-defined]
-    assert "8 targets: 4 succeeded, 4 failed" in text
-    assert "connection_refused" in text
-    assert "failing targets (3, first 2 shown)" in text
+    # each number of the headline is a row (or a sum of rows) of the outcome table below it
+    assert (
+        "8 targets: 3 succeeded, 1 echoed but did not release, 3 failed, "
+        "1 not checked (sweep stopped)" in text
+    )
+    assert re.search(r"success +OK +3", text), text
+    assert "Connection refused" in text
     assert "p99" in text
     again = render_summary(iter(records), Console(file=io.StringIO()))
     assert again.count == 8
+
+
+def test_a_rare_outcome_is_listed_before_the_commoner_ones() -> None:
+    """Nine refused devices and one silent one: the silent one is in the list of ten."""
+    summary = SweepSummary(keep_failing=10)
+    for n in range(1, 20):
+        summary.add(record(f"127.0.6.{n}:104", Outcome.CONNECTION_REFUSED))
+    summary.add(record("127.0.6.99:104", Outcome.ACSE_TIMEOUT))
+    failing = summary.failing
+    assert len(failing) == 10
+    assert failing[0].outcome is Outcome.ACSE_TIMEOUT
+    attention = summary.admin.attention(limit=10)
+    assert Outcome.ACSE_TIMEOUT in {r.outcome for r in attention}
+    console = Console(file=io.StringIO(), width=100, no_color=True)
+    render_summary(summary, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "127.0.6.99:104" in text
+    assert "Peers that need attention (20 of 20; 10 shown" in text
+
+
+def test_a_stopped_sweep_is_not_counted_as_failed() -> None:
+    summary = SweepSummary()
+    summary.add(record("127.0.7.1:104", Outcome.CONNECTION_REFUSED))
+    for n in range(2, 6):
+        summary.add(record(f"127.0.7.{n}:104", Outcome.NOT_STARTED))
+    summary.add(record("127.0.7.9:104", Outcome.CANCELLED))
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    render_summary(summary, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "6 targets: 0 succeeded, 1 failed, 5 not checked (sweep stopped)" in text
+    assert "Peers that need attention (1 of 6)" in text
+
+
+def test_long_reject_text_stays_on_one_line() -> None:
+    rejected = record(
+        "PACS@127.0.8.1:104",
+        Outcome.REJECTED_PERMANENT,
+        error="association rejected: " + "rejected-permanent, service-user, " * 8,
+        detail={"result": 1, "source": 1, "reason": 7},
+    )
+    failing = record(
+        "ARCH@127.0.8.2:104",
+        Outcome.ECHO_FAILED_STATUS,
+        detail={"status": 0x0110, "error_comment": "database unavailable " * 10},
+    )
+    summary = SweepSummary()
+    summary.extend([rejected, failing])
+    console = Console(file=io.StringIO(), width=100, no_color=True)
+    render_summary(summary, console)
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    row = [line for line in lines if line.lstrip().startswith("PACS@127.0.8.1")]
+    assert len(row) == 1
+    assert "unknown called AE title: fix the inventory" in row[0]
+    status_row = [line for line in lines if line.lstrip().startswith("ARCH@127.0.8.2")]
+    assert "Processing failure" in status_row[0]
+    assert all(len(line) <= 100 for line in lines)
+    # no continuation lines: the comment appears only on the row itself
+    comment_lines = [line for line in lines if "database unavail" in line]
+    assert comment_lines == status_row
+
+
+def test_groups_by_department_tag() -> None:
+    summary = SweepSummary(group_by="department")
+    summary.add(record("127.0.9.1:104", tags=("department=CT", "site=north")))
+    summary.add(record("127.0.9.2:104", Outcome.CONNECTION_REFUSED, tags=("department=CT",)))
+    summary.add(record("127.0.9.3:104", tags=("department:MR",)))
+    summary.add(record("127.0.9.4:104"))
+    assert set(summary.admin.groups) == {"CT", "MR", "(no tag)"}
+    assert summary.admin.groups["CT"].failed == 1
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    render_summary(summary, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert re.search(r"CT +2 +1 +1", text), text
+    assert text.index(" CT ") < text.index(" MR ") < text.index("(no tag)")
+
+
+def test_every_outcome_has_plain_words_and_advice() -> None:
+    for outcome in Outcome:
+        assert human_outcome(outcome) != outcome.value, outcome
+        advice = explain(record("127.0.9.9:104", outcome, error="x"))
+        assert advice
+        assert "\n" not in advice
+        assert len(advice) <= 60
+
+
+def test_progress_says_what_bounds_the_long_tail() -> None:
+    stats = SimpleNamespace(
+        emitted=998, total_hint=1000, finished=False, elapsed=10.0, in_flight=2,
+        stopping=False, by_outcome={"success": 998},
+    )  # fmt: skip
+    view = ProgressView(lambda: stats, 1000, bound=12.0)  # type: ignore[arg-type,return-value]
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    console.print(view)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "ETA" not in text
+    assert "waiting for the last 2, each done within 12s" in text
+    stats.emitted, stats.in_flight = 500, 256
+    console = Console(file=io.StringIO(), width=120, no_color=True)
+    console.print(view)
+    assert "ETA 10s" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert probe_bound(Timeouts(), 1) == 60.0
+    assert probe_bound(Timeouts(total=None), 2) == 10 + 30 + 2 * 30 + 10
 
 
 def test_empty_summary() -> None:

@@ -18,10 +18,8 @@ It takes a few seconds and leaves nothing running: the SCP and every socket are 
 Seams, for when the fleet layer lands:
 - `sweep_peers()` is the only place that probes: replace its body with
   `echoprobe.fleet.sweep.sweep()` (the replacement is written in its docstring);
-- `render_attention()`, `render_departments()` and `render_outcomes()` are the summary
-  renderers: replace them with the shared ones in `echoprobe.report` when they exist. They
-  only consume `(DemoPeer, ProbeResult)` pairs; `DemoPeer.department` is also in each
-  record's `tags`, so a renderer grouping records by tag needs no `DemoPeer`.
+- the summary is `echoprobe.report.admin` (shared with `echoprobe sweep`): it groups records
+  by their first tag, which is `DemoPeer.department`.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ import signal
 import socket
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -48,16 +45,14 @@ from rich.text import Text
 
 from echoprobe.cli import exit_codes
 from echoprobe.cli.cmd_scp import new_event_loop
-from echoprobe.dimse.status import status_text
 from echoprobe.net.addresses import format_address
 from echoprobe.net.client import probe
 from echoprobe.net.server import EchoSCP, Faults
 from echoprobe.options import Timeouts
+from echoprobe.report.admin import AdminView, render_attention, render_groups, render_outcomes
 from echoprobe.results import Outcome, ProbeResult
-from echoprobe.ul.constants import ABORT_REASON_TEXT, REJECT_REASON_TEXT
 
 CALLING_AE: Final = "ECHOPROBE"
-SLOW_MS: Final = 500.0  # a successful echo slower than this is reported as slow
 PREFERRED_PORT: Final = 11112  # the DICOM registered port for unprivileged use
 DEFAULT_TIMEOUT: Final = 2.0
 LOCALHOST: Final = "127.0.0.1"
@@ -405,173 +400,13 @@ async def sweep_peers(
 
 
 # ------------------------------------------------------------------ words for people
-
-
-# outcome → (short label, style), in the order a PACS team would look at them
-_OUTCOME_WORDS: Final[dict[Outcome, tuple[str, str]]] = {
-    Outcome.CONNECTION_REFUSED: ("Connection refused", "red"),
-    Outcome.CONNECT_TIMEOUT: ("No TCP answer", "red"),
-    Outcome.ACSE_TIMEOUT: ("No DICOM answer", "red"),
-    Outcome.REJECTED_PERMANENT: ("Association rejected", "red"),
-    Outcome.NO_ACCEPTED_CONTEXT: ("Verification refused", "red"),
-    Outcome.ECHO_FAILED_STATUS: ("Echo failed", "red"),
-    Outcome.ABORTED_BY_PEER: ("Aborted by peer", "red"),
-    Outcome.CONNECTION_LOST: ("Connection dropped", "red"),
-    Outcome.DIMSE_TIMEOUT: ("No echo response", "red"),
-    Outcome.PROTOCOL_ERROR: ("Protocol error", "red"),
-    Outcome.REJECTED_TRANSIENT: ("Busy, try later", "yellow"),
-    Outcome.RELEASE_TIMEOUT: ("OK, no release reply", "yellow"),
-    Outcome.RELEASE_FAILED: ("OK, release failed", "yellow"),
-    Outcome.SUCCESS: ("OK", "green"),
-}
-_SLOW: Final = ("Slow", "yellow")
-_RANK: Final = {
-    words: rank
-    for rank, words in enumerate([*list(_OUTCOME_WORDS.values())[:-1], _SLOW, ("OK", "green")])
-}
-
-
-def label(record: ProbeResult) -> tuple[str, str]:
-    """(short label, style) of a record; slow successes are labelled as such."""
-    if record.outcome is Outcome.SUCCESS and record.timings_ms.get("total", 0.0) >= SLOW_MS:
-        return _SLOW
-    return _OUTCOME_WORDS.get(record.outcome, (record.outcome.value, "red"))
-
-
-def _rank(record: ProbeResult) -> int:
-    return _RANK.get(label(record), len(_RANK))
-
-
-def _host_order(host: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in host.split(".")) if host[:1].isdigit() else (1 << 16,)
-
-
-def explain(record: ProbeResult, timeouts: Timeouts) -> str:
-    """The peer's own words, and what to check, for one record (about 40 characters)."""
-    detail = record.detail
-    outcome = record.outcome
-    if outcome is Outcome.SUCCESS:
-        return f"answered in {record.timings_ms.get('total', 0.0) / 1000:.1f} s"
-    if outcome is Outcome.CONNECTION_REFUSED:
-        return "no listener: device off or service down"
-    if outcome is Outcome.CONNECT_TIMEOUT:
-        return "no TCP reply: host down or firewalled"
-    if outcome in (Outcome.REJECTED_PERMANENT, Outcome.REJECTED_TRANSIENT):
-        source, reason = int(detail.get("source", 0)), int(detail.get("reason", 0))
-        return {
-            (1, 7): "unknown called AE title: fix the inventory",
-            (1, 3): f"our AE {record.calling_ae} unknown: add it on the peer",
-            (1, 2): "application context not supported",
-            (3, 2): "local limit exceeded: too many associations",
-            (3, 1): "temporary congestion",
-        }.get((source, reason), REJECT_REASON_TEXT.get((source, reason), f"reason {reason}"))
-    if outcome is Outcome.ACSE_TIMEOUT:
-        return f"port open, no A-ASSOCIATE answer in {timeouts.acse:g} s"
-    if outcome is Outcome.DIMSE_TIMEOUT:
-        return f"associated, no C-ECHO answer in {timeouts.dimse:g} s"
-    if outcome is Outcome.ABORTED_BY_PEER:
-        if detail.get("source") == 0:
-            return "A-ABORT by the peer's application"
-        return f"A-ABORT: provider, {ABORT_REASON_TEXT.get(int(detail.get('reason', 0)), '?')}"
-    if outcome is Outcome.ECHO_FAILED_STATUS:
-        status = int(detail.get("status", record.status or 0))
-        comment = detail.get("error_comment")
-        return f"0x{status:04X} {comment or status_text(status)}"
-    if outcome is Outcome.NO_ACCEPTED_CONTEXT:
-        return "Verification SOP class not enabled"
-    if outcome is Outcome.RELEASE_TIMEOUT:
-        return "echo OK; A-RELEASE never answered"
-    if outcome is Outcome.CONNECTION_LOST:
-        return f"TCP closed during {record.phase or 'association'}, no A-ABORT"
-    return record.error or outcome.value
-
-
-def _needs_attention(record: ProbeResult) -> bool:
-    return label(record)[0] != "OK"
+# The administrator's view (plain words, advice, departments) is `echoprobe.report.admin`,
+# shared with `echoprobe sweep`; the demo adds only its own self-check.
 
 
 def _shared_port(peers: Iterable[DemoPeer]) -> int | None:
     ports = {peer.port for peer in peers}
     return ports.pop() if len(ports) == 1 else None
-
-
-def _where(peer: DemoPeer, shared: int | None) -> str:
-    return peer.host if shared is not None else format_address(peer.host, peer.port)
-
-
-def render_attention(
-    results: Sequence[tuple[DemoPeer, ProbeResult]], timeouts: Timeouts, width: int
-) -> Table:
-    rows = [(peer, record) for peer, record in results if _needs_attention(record)]
-    rows.sort(key=lambda pr: (_rank(pr[1]), _host_order(pr[0].host), pr[0].port))
-    wide = width >= 110
-    shared = _shared_port(peer for peer, _ in results)
-    where = f", all on port {shared}" if shared is not None else ""
-    table = Table(
-        title=f"Peers that need attention ({len(rows)} of {len(results)}{where})",
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    table.add_column("Called AE", no_wrap=True)
-    table.add_column("Host" if shared is not None else "Address", no_wrap=True)
-    if wide:
-        table.add_column("Department", no_wrap=True)
-    table.add_column("Result", no_wrap=True)
-    table.add_column("Peer's answer / what to check", overflow="fold", min_width=24)
-    for peer, record in rows:
-        text, style = label(record)
-        cells: list[str | Text] = [record.called_ae, _where(peer, shared)]
-        if wide:
-            cells.append(peer.department)
-        cells += [Text(text, style=style), explain(record, timeouts)]
-        table.add_row(*cells)
-    return table
-
-
-def render_departments(results: Sequence[tuple[DemoPeer, ProbeResult]]) -> Table:
-    table = Table(
-        title="By department", title_justify="left", title_style="bold", box=box.SIMPLE_HEAD
-    )
-    table.add_column("Department")
-    table.add_column("Peers", justify="right")
-    table.add_column("OK", justify="right", style="green")
-    table.add_column("Warning", justify="right", style="yellow")
-    table.add_column("Failed", justify="right", style="red")
-    table.add_column("Median time", justify="right")
-    order: list[str] = []
-    groups: dict[str, list[ProbeResult]] = {}
-    for peer, record in results:
-        if peer.department not in groups:
-            order.append(peer.department)
-            groups[peer.department] = []
-        groups[peer.department].append(record)
-    for department in order:
-        records = groups[department]
-        styles = Counter(label(r)[1] for r in records)
-        times = sorted(r.timings_ms.get("total", 0.0) for r in records if r.outcome.echo_succeeded)
-        median = f"{times[len(times) // 2]:.0f} ms" if times else "-"
-        table.add_row(
-            department,
-            str(len(records)),
-            str(styles["green"]),
-            str(styles["yellow"] or ""),
-            str(styles["red"] or ""),
-            median,
-        )
-    return table
-
-
-def render_outcomes(results: Sequence[tuple[DemoPeer, ProbeResult]]) -> Text:
-    counts = Counter(label(record) for _, record in results)
-    text = Text()
-    for (name, style), count in sorted(counts.items(), key=lambda kv: _RANK.get(kv[0], 99)):
-        if text:
-            text.append("  ")
-        text.append(f"{count} ", style=f"bold {style}")
-        text.append(name, style=style)
-    return text
 
 
 def check_expectations(
@@ -607,22 +442,35 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--concurrency", type=int, default=64, metavar="N",
                    help="associations at once (default 64)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"connect/ACSE/DIMSE timeout (default {DEFAULT_TIMEOUT:g})")  # fmt: skip
-    p.add_argument("--no-live", action="store_true", help="no live progress display")
+    p.add_argument("--phase-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help="connect, ACSE and DIMSE timeout of each peer (default "
+                   f"{DEFAULT_TIMEOUT:g}; a whole peer is bounded by 4x this)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no live progress display")
+    # Old spellings, kept working for scripts: `--timeout` is the whole-target deadline in
+    # the other echoprobe commands, `--no-progress` their name for this.
+    p.add_argument("--timeout", dest="phase_timeout", type=float, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # fmt: skip
+    p.add_argument("--no-live", dest="no_progress", action="store_true",
+                   help=argparse.SUPPRESS)  # fmt: skip
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.concurrency < 1 or not 0 < args.timeout <= 60:
-        print("echoprobe demo: error: --concurrency ≥ 1, 0 < --timeout ≤ 60", file=sys.stderr)
+    if args.concurrency < 1 or not 0 < args.phase_timeout <= 60:
+        print("echoprobe demo: error: --concurrency ≥ 1, 0 < --phase-timeout ≤ 60", file=sys.stderr)
         return exit_codes.USAGE
     console = Console(highlight=False)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         task_code: list[int] = []
         try:
             return runner.run(
-                _demo(console, args.concurrency, args.timeout, live=not args.no_live, sig=task_code)
+                _demo(
+                    console,
+                    args.concurrency,
+                    args.phase_timeout,
+                    live=not args.no_progress,
+                    sig=task_code,
+                )
             )
         except (KeyboardInterrupt, asyncio.CancelledError):
             console.print("[yellow]interrupted[/]: the simulated hospital is stopped")
@@ -680,6 +528,7 @@ async def _sweep_and_report(
             style="dim",
         )
         results: list[tuple[DemoPeer, ProbeResult]] = []
+        tally = AdminView(timeouts=timeouts)  # the live line of counts
         progress = Progress(
             TextColumn("[bold]Sweeping"),
             BarColumn(bar_width=40),
@@ -691,7 +540,7 @@ async def _sweep_and_report(
         swept = time.perf_counter()
 
         def live_view() -> Group:
-            return Group(progress, render_outcomes(results))
+            return Group(progress, render_outcomes(tally))
 
         # Rendering happens in rich's refresh thread, a few times a second, so the event
         # loop (which also runs the simulated peers) only appends results.
@@ -706,6 +555,7 @@ async def _sweep_and_report(
             ) as stream:
                 async for pair in stream:
                     results.append(pair)
+                    tally.add(pair[1])
                     progress.advance(task)
                     if view is not None:
                         view.update(live_view())
@@ -714,8 +564,11 @@ async def _sweep_and_report(
     results.sort(key=lambda pr: order[pr[0].ae_title])
 
     console.print()
-    console.print(render_departments(results))
-    console.print(render_attention(results, timeouts, console.width))
+    admin = AdminView(timeouts=timeouts)
+    for _, record in results:
+        admin.add(record)
+    console.print(render_groups(admin, sort=False))
+    console.print(render_attention(admin, console.width, limit=None))
     ok = sum(1 for _, r in results if r.outcome.echo_succeeded)
     console.print(
         Text.assemble(
@@ -726,7 +579,7 @@ async def _sweep_and_report(
             f"  (swept in {sweep_seconds:.1f} s)",
         )
     )
-    console.print(render_outcomes(results))
+    console.print(render_outcomes(admin))
     wrong = check_expectations(results)
     total_seconds = time.perf_counter() - started
     if not wrong:

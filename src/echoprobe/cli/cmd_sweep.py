@@ -25,6 +25,7 @@ import contextlib
 import os
 import signal
 import sys
+from argparse import SUPPRESS
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,15 +58,25 @@ from echoprobe.fleet.targets import (
     FORMATS,
     TargetFileError,
     TargetItem,
+    TargetSyntaxError,
     coerce_target,
     count_targets_hint,
     load_targets,
+    parse_target,
 )
 from echoprobe.fleet.threaded_source import ThreadedSource
 from echoprobe.options import Timeouts
+from echoprobe.report.compare import (
+    Comparison,
+    ComparisonFileError,
+    Previous,
+    load_previous,
+    render_comparison,
+)
 from echoprobe.report.csv_out import CsvWriter
 from echoprobe.report.jsonl import JsonlWriter, RecordWriter
 from echoprobe.report.summary import SweepSummary, render_summary
+from echoprobe.report.sweep_html import write_sweep_html
 from echoprobe.report.table import OUTCOME_STYLE, render_table
 from echoprobe.results import Outcome, ProbeResult
 
@@ -83,12 +94,14 @@ targets:
   --targets FILE            CSV with a header (host, port, called_ae, calling_ae, name, tags,
                             tls, connect_timeout, acse_timeout, dimse_timeout, release_timeout,
                             timeout), JSON Lines, YAML, or one target per line; "-" is stdin.
-                            Malformed entries become invalid_target records.
+                            Malformed entries become invalid_target records, shown with
+                            their FILE:LINE; a malformed TARGET argument is a usage error.
 
 exit codes:
   0    every target succeeded (every C-ECHO returned 0000H), or --fail-on/--min-success hold
   1    at least one target failed (by default: any outcome other than success)
-  2    usage error (bad arguments, unreadable target file, unwritable output, no targets)
+  2    usage error (bad arguments, a malformed TARGET argument, unreadable or empty target
+       file, unwritable output)
   3    internal error (a bug: a record with outcome internal_error was written)
   130  interrupted by SIGINT (Ctrl-C); 143 terminated by SIGTERM
   141  the records' reader went away (stdout closed, as with `| head`): quiet stop
@@ -98,6 +111,19 @@ exit codes:
 # --- argument types -----------------------------------------------------------------------------
 
 
+_TIMEOUTS = frozenset(
+    o.value
+    for o in (
+        Outcome.CONNECT_TIMEOUT,
+        Outcome.TLS_HANDSHAKE_TIMEOUT,
+        Outcome.ACSE_TIMEOUT,
+        Outcome.DIMSE_TIMEOUT,
+        Outcome.DEADLINE_EXCEEDED,
+        Outcome.TIMEOUT,
+    )
+)
+
+
 def _outcomes(text: str) -> frozenset[str]:
     names = {part.strip().lower() for part in text.split(",") if part.strip()}
     if not names:
@@ -105,11 +131,14 @@ def _outcomes(text: str) -> frozenset[str]:
     if "any" in names:
         names.discard("any")
         names |= {o.value for o in Outcome if not o.echo_succeeded}
+    if "timeout" in names:  # documented as every timeout, not only the generic outcome
+        names |= _TIMEOUTS
     known = {o.value for o in Outcome}
     unknown = sorted(names - known)
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown outcome(s) {', '.join(unknown)}; known: any, {', '.join(sorted(known))}"
+            f"unknown outcome(s) {', '.join(unknown)}; known: any, timeout, "
+            f"{', '.join(sorted(known))}"
         )
     return frozenset(names)
 
@@ -180,13 +209,14 @@ def register(subparsers: Any) -> None:
         p, called_help="called AE title for targets that name none (default ANY-SCP)"
     )
     g.add_argument(
-        "-r",
         "--repeat",
         type=positive_int,
         default=1,
         metavar="N",
         help="C-ECHOs per association (default 1)",
     )
+    # Old spelling, kept working for scripts; `--repeat` as in `load` and `check`.
+    g.add_argument("-r", dest="repeat", type=positive_int, default=SUPPRESS, help=SUPPRESS)
     add_tls_options(p)
     p.add_argument(
         "--tls-all",
@@ -194,7 +224,9 @@ def register(subparsers: Any) -> None:
         help="use TLS for every target (default: only targets whose inventory row says tls)",
     )
     add_deadline_options(
-        p, total_help="absolute deadline for each whole target (resolution to close)"
+        p,
+        total_help="absolute deadline for each whole target (resolution to close)",
+        total_default=Timeouts().total,
     )
     g = p.add_argument_group("output")
     g.add_argument(
@@ -208,8 +240,9 @@ def register(subparsers: Any) -> None:
         "--fail-on",
         type=_outcomes,
         metavar="OUTCOME,...",
-        help="exit 1 only when a target ends with one of these outcomes ('any' = every "
-        "failure, the default)",
+        help="exit 1 only when a target ends with one of these outcomes; 'any' = every "
+        "failure (the default), 'timeout' = every timeout (connect, TLS, ACSE, DIMSE, "
+        "deadline), or outcome names as in the records (e.g. connection_refused)",
     )
     g.add_argument(
         "--min-success",
@@ -220,7 +253,26 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--no-progress", action="store_true", help="no live progress, even on a terminal"
     )
+    g.add_argument("--no-live", dest="no_progress", action="store_true", help=SUPPRESS)
     g.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    g.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="also write a self-contained HTML report: outcomes, by department/tag, the peers "
+        "that need attention, latency per phase and its distribution",
+    )
+    g.add_argument(
+        "--compare",
+        metavar="PREVIOUS.jsonl",
+        help="after the summary, say what changed since the sweep that wrote PREVIOUS.jsonl "
+        "(--format jsonl): failed since, recovered, new, not checked",
+    )
+    g.add_argument(
+        "--group-by",
+        metavar="TAG",
+        help="group the summary by the inventory tag TAG=value (e.g. department=CT); "
+        "default: by each target's first tag",
+    )
     p.set_defaults(func=run)
 
 
@@ -242,6 +294,7 @@ class Plan:
     records: list[ProbeResult] | None = None
     sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]] = field(default_factory=list)
     tls: TLSConfig | None = None
+    previous: Previous | None = None  # --compare
 
 
 def _output_format(args: argparse.Namespace) -> str:
@@ -286,12 +339,44 @@ async def _chain_async(
                 yield item
 
 
+# Output names that promise a format the records are never written in.
+_NOT_RECORD_FORMATS = {".html": "HTML", ".htm": "HTML", ".pdf": "PDF", ".xlsx": "Excel"}
+
+
+def _check_output_name(args: argparse.Namespace) -> None:
+    """Refuse `-o res.html` rather than write a text table into a file named .html."""
+    if not args.output or args.format:
+        return
+    kind = _NOT_RECORD_FORMATS.get(Path(args.output).suffix.lower())
+    if kind is not None:
+        raise UsageError(
+            f"-o {args.output}: records are written as a table, JSON Lines or CSV, not {kind}; "
+            "name the file .txt, .jsonl or .csv (for an HTML report: --report FILE.html)"
+        )
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     """Check the arguments, open the inputs and the output; raises `UsageError`."""
     if not args.targets and not args.target_files:
         raise UsageError("no targets: give TARGET arguments and/or --targets FILE")
     if args.target_files.count("-") > 1:
         raise UsageError("stdin ('-') can be read only once")
+    # A typo on the command line is the user's to fix now (exit 2, one line); the same
+    # mistake in an inventory file becomes an invalid_target record with its file:line.
+    for number, spec in enumerate(args.targets, 1):
+        try:
+            parse_target(spec)
+        except TargetSyntaxError as exc:
+            raise UsageError(f"target {spec!r} (argument {number}): {exc}") from exc
+    _check_output_name(args)
+    if args.report and not Path(args.report).resolve().parent.is_dir():
+        raise UsageError(f"--report {args.report}: no such directory")
+    previous = None
+    if args.compare:
+        try:
+            previous = load_previous(args.compare)
+        except ComparisonFileError as exc:
+            raise UsageError(str(exc)) from exc
     sources: list[Iterator[TargetItem] | ThreadedSource[TargetItem]] = []
     hint: int | None = len(args.targets)
     for path in args.target_files:
@@ -340,6 +425,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         records=[] if fmt == "table" else None,
         sources=sources,
         tls=tls,
+        previous=previous,
     )
 
 
@@ -375,9 +461,15 @@ def decide_exit(
 class ProgressView:
     """What the live display shows: a bar, counts by outcome, rate and ETA."""
 
-    def __init__(self, stats: Callable[[], SweepStats | None], total_hint: int | None) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], SweepStats | None],
+        total_hint: int | None,
+        bound: float | None = None,
+    ) -> None:
         self._stats = stats
         self._total_hint = total_hint
+        self._bound = bound  # seconds a probe may take at most (None: unbounded)
 
     def __rich__(self) -> RenderableType:
         stats = self._stats()
@@ -393,8 +485,14 @@ class ProgressView:
         line.append("sweep ", style="bold")
         line.append(f"{done:,}" + (f"/{max(total, done):,}" if total else ""))
         line.append(f"  {rate:,.0f}/s  in flight {stats.in_flight}")
-        if total and rate > 0 and total > done:
-            line.append(f"  ETA {_duration((total - done) / rate)}")
+        left = total - done if total else 0
+        if left and 0 < left <= stats.in_flight:
+            # The long tail: the rate says nothing about when the slowest probes end; say
+            # what bounds them instead of an "ETA 0s" that stays while a timeout runs.
+            limit = "" if self._bound is None else f", each done within {_duration(self._bound)}"
+            line.append(f"  waiting for the last {left:,}{limit}")
+        elif left and rate > 0:
+            line.append(f"  ETA {_duration(max(left / rate, 1.0))}")
         if stats.stopping:
             line.append("  stopping…", style="bold yellow")
         counts = Text()
@@ -403,6 +501,15 @@ class ProgressView:
             counts.append(f"{n:,}  ")
         bar = ProgressBar(total=float(max(total or 0, done, 1)), completed=float(done), width=40)
         return Group(line, bar, counts)
+
+
+def probe_bound(timeouts: Timeouts, repeat: int = 1) -> float | None:
+    """The longest one target can take under `timeouts` (None: some phase is unbounded)."""
+    phases = (timeouts.connect, timeouts.acse, timeouts.release)
+    if timeouts.dimse is None or any(p is None for p in phases):
+        return timeouts.total
+    summed = sum(p or 0.0 for p in phases) + timeouts.dimse * repeat
+    return summed if timeouts.total is None else min(summed, timeouts.total)
 
 
 def _duration(seconds: float) -> str:
@@ -433,7 +540,8 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
     signals: list[int] = []
     streams: list[ResultStream] = []
     live: Live | None = None
-    summary = SweepSummary()
+    summary = SweepSummary(timeouts=plan.timeouts, group_by=args.group_by)
+    comparison = None if plan.previous is None else Comparison(plan.previous)
 
     def on_signal(signum: int) -> None:
         # The first signal stops the sweep; what it did is in the summary (the live view, if
@@ -497,12 +605,16 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
             if signals:  # a signal came before the sweep began
                 results.stop()
             if plan.progress:
-                view = ProgressView(lambda: results.stats, plan.total_hint)
+                view = ProgressView(
+                    lambda: results.stats, plan.total_hint, probe_bound(plan.timeouts, args.repeat)
+                )
                 live = Live(view, console=err, auto_refresh=False, transient=True)
                 live.start()
                 refresher = loop.create_task(_refresh(live))
             async for record in results:
                 summary.add(record)
+                if comparison is not None:
+                    comparison.add(record)
                 if plan.records is not None:
                     plan.records.append(record)
                 if plan.writer is not None and write_error is None:
@@ -530,19 +642,32 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
         for sig in installed:
             loop.remove_signal_handler(sig)
         return exit_codes.OUTPUT_CLOSED
+    if summary.count == 0 and not signals and write_error is None:
+        # An empty inventory is an error, said before (and instead of) an empty table.
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        if plan.table_out is not None:
+            plan.table_out.close()
+        err.print(f"{PROG}: error: no targets found in the input", style="bold red")
+        return exit_codes.USAGE
     try:
         if plan.records is not None:
             _print_table(plan)
         if not args.quiet:
             render_summary(summary, err, stats=stats)
+        if comparison is not None:
+            err.print(render_comparison(comparison))
+        if args.report:
+            try:
+                write_sweep_html(summary, args.report, stats=stats)
+            except OSError as exc:
+                err.print(f"{PROG}: error: cannot write {args.report}: {exc}", style="bold red")
+                return exit_codes.USAGE
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
     if write_error is not None:
         err.print(f"{PROG}: error: writing records failed: {write_error}", style="bold red")
-        return exit_codes.USAGE
-    if summary.count == 0 and not signals:
-        err.print(f"{PROG}: error: no targets found in the input", style="bold red")
         return exit_codes.USAGE
     return decide_exit(
         summary,

@@ -13,11 +13,12 @@ import math
 import signal
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from echoprobe.cli import tls_options as _tls_options
+from echoprobe.cli.tls_options import Role
 from echoprobe.fleet.targets import check_ae_title
 from echoprobe.options import Timeouts
 
@@ -134,14 +135,51 @@ def add_association_options(
     return g
 
 
-def add_deadline_options(p: argparse.ArgumentParser, *, total_help: str) -> None:
-    """Per-phase timeouts with echoscu's names, and --timeout for the absolute deadline."""
+def add_deadline_options(
+    p: argparse.ArgumentParser, *, total_help: str, total_default: float | None = None
+) -> None:
+    """Per-phase timeouts with echoscu's short names, and --timeout for the absolute deadline
+    (the same meaning in every `echoprobe` command: one whole target or association)."""
     g = p.add_argument_group("deadlines (seconds)")
-    g.add_argument("-to", "--connect-timeout", type=SECONDS, default=10.0, metavar="S")
-    g.add_argument("-ta", "--acse-timeout", type=SECONDS, default=30.0, metavar="S")
-    g.add_argument("-td", "--dimse-timeout", type=SECONDS, default=30.0, metavar="S")
-    g.add_argument("--release-timeout", type=SECONDS, default=10.0, metavar="S")
-    g.add_argument("--timeout", type=SECONDS, metavar="S", help=total_help)
+    g.add_argument(
+        "-to",
+        "--connect-timeout",
+        type=SECONDS,
+        default=10.0,
+        metavar="S",
+        help="TCP connect (default 10)",
+    )
+    g.add_argument(
+        "-ta",
+        "--acse-timeout",
+        type=SECONDS,
+        default=30.0,
+        metavar="S",
+        help="the peer's A-ASSOCIATE-AC/RJ (default 30)",
+    )
+    g.add_argument(
+        "-td",
+        "--dimse-timeout",
+        type=SECONDS,
+        default=30.0,
+        metavar="S",
+        help="each C-ECHO-RSP (default 30)",
+    )
+    g.add_argument(
+        "--release-timeout",
+        type=SECONDS,
+        default=10.0,
+        metavar="S",
+        help="the peer's A-RELEASE-RP; the echo verdict stands (default 10)",
+    )
+    default = "none" if total_default is None else f"{total_default:g}"
+    g.add_argument(
+        "--timeout",
+        type=SECONDS,
+        default=total_default,
+        metavar="S",
+        help=f"{total_help} (default {default})",
+    )
 
 
 def timeouts_from(args: argparse.Namespace) -> Timeouts:
@@ -193,99 +231,11 @@ def setup_logging(err: Console, rich_output: bool, prog: str) -> None:
     root.setLevel(logging.WARNING)
 
 
-def add_tls_options(p: argparse.ArgumentParser) -> None:
-    """echoscu's TLS options (the parser needs `prefix_chars="-+"`)."""
-    g = p.add_argument_group("transport layer security (as echoscu)")
-    g.add_argument(
-        "+tls",
-        "--enable-tls",
-        nargs=2,
-        metavar=("KEY", "CERT"),
-        help="DICOM over TLS with our private key and certificate (PEM unless -der)",
-    )
-    g.add_argument(
-        "+tla", "--anonymous-tls", action="store_true", help="TLS without a client certificate"
-    )
-    g.add_argument("+pw", "--use-passwd", metavar="PASSWORD", help="the private key's password")
-    g.add_argument("-der", "--der-keys", action="store_true", help="keys and certificates are DER")
-    g.add_argument(
-        "+cf",
-        "--add-cert-file",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="trust the certificates in FILE (repeatable)",
-    )
-    g.add_argument(
-        "+cd",
-        "--add-cert-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="trust the certificates in DIR (repeatable)",
-    )
-    g.add_argument(
-        "-ic", "--ignore-peer-cert", action="store_true", help="do not verify the SCP's certificate"
-    )
-    g.add_argument(
-        "+pg",
-        "--profile-8996",
-        dest="tls_profile",
-        action="store_const",
-        const="+pg",
-        help="BCP 195 RFC 8996 TLS profile (default)",
-    )
-    g.add_argument(
-        "+pm",
-        "--profile-8996-mod",
-        dest="tls_profile",
-        action="store_const",
-        const="+pm",
-        help="modified BCP 195 RFC 8996 TLS profile",
-    )
-    g.add_argument("--request-sni", metavar="NAME", help="send NAME as the TLS server name")
+def add_tls_options(p: argparse.ArgumentParser, role: Role = Role.REQUESTER) -> None:
+    """DCMTK's TLS options for `role`, from their one definition in `cli.tls_options`."""
+    _tls_options.add_tls_options(p, role)
 
 
 def tls_config(args: argparse.Namespace) -> TLSConfig | None:
-    """The TLS settings the options ask for (None: plain TCP); checked, not yet loaded."""
-    wanted = args.enable_tls is not None or args.anonymous_tls
-    extras = (
-        args.use_passwd is not None
-        or args.der_keys
-        or args.add_cert_file
-        or args.add_cert_dir
-        or args.ignore_peer_cert
-        or args.tls_profile is not None
-        or args.request_sni is not None
-    )
-    if not wanted:
-        if extras:
-            raise UsageError("TLS options need +tls KEY CERT or +tla (--anonymous-tls)")
-        return None
-    if args.enable_tls is not None and args.anonymous_tls:
-        raise UsageError("give either +tls KEY CERT or +tla, not both")
-    from echoprobe.net.tls import (  # noqa: PLC0415 - only with TLS
-        KeyFormat,
-        PeerVerification,
-        TLSConfig,
-        TLSProfile,
-    )
-
-    key, cert = args.enable_tls if args.enable_tls is not None else (None, None)
-    for path in (key, cert, *args.add_cert_file):
-        if path is not None and not Path(path).is_file():
-            raise UsageError(f"cannot read {path}")
-    for path in args.add_cert_dir:
-        if not Path(path).is_dir():
-            raise UsageError(f"not a directory: {path}")
-    return TLSConfig(
-        profile=TLSProfile(args.tls_profile or "+pg"),
-        key_file=key,
-        cert_file=cert,
-        key_format=KeyFormat.DER if args.der_keys else KeyFormat.PEM,
-        password=args.use_passwd,
-        ca_files=tuple(args.add_cert_file),
-        ca_dirs=tuple(args.add_cert_dir),
-        verify_peer=PeerVerification.IGNORE if args.ignore_peer_cert else PeerVerification.REQUIRE,
-        server_name=args.request_sni,
-    )
+    """The TLS settings the options ask for (None: plain TCP); `UsageError` when they clash."""
+    return _tls_options.tls_config(args, fail=UsageError)

@@ -814,23 +814,51 @@ async def sweep(
     tls: TLSConfig | ssl.SSLContext | None = None,
     tls_all: bool = False,
 ) -> AsyncIterator[ResultStream]:
-    """Verify every target, `concurrency` at a time; yields a `ResultStream` of records.
+    """Verify every target, `concurrency` at a time; yield a `ResultStream` of records.
 
-    `targets`: `Target`s, `InvalidTarget`s, spec strings (`[CALLED_AE@]host[:port]`) or
-    inventory mappings (`{"host": ..., "port": ...}`), in a list, a lazy iterator (e.g.
-    `load_targets(path)`) or an async iterable. Each target gets exactly one record, in the
-    order probes finish. Never raises for a target's failure.
+        async with sweep(["PACS@127.0.0.1:11112", "127.0.0.2"], concurrency=64) as results:
+            async for record in results:
+                print(record.target, record.outcome)
 
-    `per_host`: probes at once per peer address (None or 0: no limit). `rate`: association
-    starts per second (None: as fast as `concurrency` allows), spaced with ± `jitter`.
-    `timeouts`: per-phase seconds and `total`, the per-target deadline (a target's own
-    overrides win). `resolver`: `(host, port) -> addresses`, to replace the system resolver.
-    `raise_nofile`: raise RLIMIT_NOFILE to its hard limit; concurrency is capped at the soft
-    limit - `fd_reserve` either way (see `results.stats.concurrency`). `total`: the number of
-    targets, for progress, when `targets` has no `len()`. `probe_fn`: replaces `probe()`
-    (tests). `repeat`: C-ECHOs per association. `tls`: the TLS settings for targets whose
-    `tls` flag is set (or for every target with `tls_all`); a target that asks for TLS when
-    `tls` is None gets an `invalid_target` record.
+    Each target gets exactly one `ProbeResult`, in the order probes finish. Leaving the
+    block early (break, exception, cancellation) cancels the probes still running.
+
+    Args:
+        targets: `Target`s, `InvalidTarget`s, spec strings (`[CALLED_AE@]host[:port]`) or
+            inventory mappings (`{"host": ..., "port": ...}`), in a list, a lazy iterator
+            (e.g. `load_targets(path)`) or an async iterable. A malformed one gets an
+            `invalid_target` record.
+        concurrency: associations in flight at once (default 256); capped at the open-file
+            limit minus `fd_reserve` (see `results.stats.concurrency`).
+        per_host: probes at once per peer address (default 1; None or 0: no limit).
+        rate: association starts per second (default None: as fast as `concurrency`
+            allows), spaced with ± `jitter` (default 0.1, a fraction of the interval).
+        timeouts: per-phase seconds and `total`, the per-target deadline (default
+            `Timeouts()`: connect 10, TLS 10, ACSE 30, DIMSE 30, release 10, total 60 s);
+            a target's own overrides win.
+        calling_ae: our AE title (default "ECHOSCU"; a target's own wins).
+        called_ae: the peers' AE title (default "ANY-SCP"; a target's own wins).
+        repeat: C-ECHOs per association (default 1).
+        max_pdu: our maximum receive PDU length (default 16384).
+        dns_concurrency: name resolutions at once (default 32).
+        resolver: `async (host, port) -> [address, ...]`, to replace the system resolver.
+        dedupe: probe a target listed twice only once (default True).
+        raise_nofile: raise RLIMIT_NOFILE to its hard limit first (default True).
+        fd_reserve: descriptors kept back for the process itself (default 64).
+        total: the number of targets, for progress, when `targets` has no `len()`.
+        probe_fn: replaces `probe()` (tests).
+        tls: the TLS settings (`TLSConfig` or client `ssl.SSLContext`) for targets whose
+            `tls` flag is set; a target that asks for TLS when `tls` is None gets an
+            `invalid_target` record.
+        tls_all: use `tls` for every target (default False).
+
+    Yields:
+        A `ResultStream`: iterate it for the records; `stats` counts them as they come,
+        `stop()` ends the sweep early (in-flight probes record `cancelled`, targets not yet
+        started `not_started`).
+
+    Raises:
+        ValueError: `per_host` is negative or `repeat` below 1. Never for a target's failure.
     """
     if per_host is not None and per_host < 0:
         raise ValueError("per_host must be positive (or 0/None for no limit)")

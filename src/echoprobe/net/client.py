@@ -255,9 +255,51 @@ async def echo(
     local_address: tuple[str, int] | None = None,
     tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> EchoResult:
-    """Verify a peer with C-ECHO. Raises a `ProbeError` subclass on failure, including
-    `EchoStatusError` when a reply has a non-success status (its `.result` holds the replies).
-    `tls`: DICOM over TLS (a `net.tls.TLSConfig`, or a ready-made client `ssl.SSLContext`).
+    """Verify a DICOM peer with C-ECHO over one association; raise if it fails.
+
+    Resolves `host`, connects, negotiates the Verification SOP Class, sends `repeat`
+    C-ECHO-RQs, and releases. Cancelling the calling task aborts the association (A-ABORT
+    when associated) and closes the socket.
+
+    Args:
+        host: a host name or an IPv4/IPv6 literal (brackets allowed: "[::1]").
+        port: the peer's TCP port (default 104, the DICOM port).
+        calling_ae: our AE title (default "ECHOSCU"; at most 16 characters).
+        called_ae: the peer's AE title (default "ANY-SCP").
+        timeouts: per-phase and total deadlines (default `Timeouts()`: connect 10 s, TLS
+            10 s, ACSE 30 s, DIMSE 30 s, release 10 s, the whole association 60 s).
+        max_pdu: our maximum receive PDU length (default 16384; 0 = no limit).
+        transfer_syntaxes: the transfer syntax UIDs proposed (default Implicit VR Little
+            Endian).
+        contexts: how many Verification presentation contexts to propose (default 1).
+        repeat: C-ECHOs sent on the association (default 1).
+        release: end with A-RELEASE (default True) or, if False, with A-ABORT.
+        observer: an `Observer` that sees each PDU sent and received (logging, tests).
+        local_address: (host, port) to bind our end to, e.g. ("127.0.0.2", 0).
+        tls: DICOM over TLS: a `TLSConfig`, or a ready-made client `ssl.SSLContext`
+            (default None: plain TCP).
+
+    Returns:
+        An `EchoResult`: each reply's status, the peer's negotiated parameters and
+        implementation, per-phase timings in ms, and how the release went (`release`;
+        a release that timed out or failed does not make `echo()` raise).
+
+    Every exception is a `ProbeError` with a stable `outcome` string and the `phase` it
+    happened in.
+
+    Raises:
+        DNSError: `host` did not resolve.
+        ConnectionRefused: nothing listens there (also a builtin `ConnectionRefusedError`).
+        ConnectTimeout, AssociationTimeout, DIMSETimeout, DeadlineExceeded: a deadline of
+            `timeouts` expired (all are builtin `TimeoutError`s).
+        TLSError: the TLS handshake failed (`TLSVerifyFailed`: the certificate did not verify).
+        AssociationRejected: A-ASSOCIATE-RJ (`result`, `source`, `reason` as the peer sent).
+        AssociationAborted: the peer sent A-ABORT.
+        NoAcceptedContext: the peer accepted no Verification presentation context.
+        ProtocolError, DIMSEError: the peer broke PS3.8/PS3.7 (we aborted).
+        ConnectionLost: the peer closed or reset the connection.
+        EchoStatusError: a C-ECHO-RSP had a non-success status (`status`,
+            `error_comment`; its `.result` holds the `EchoResult`).
     """
     options = _options(
         calling_ae,
@@ -369,9 +411,36 @@ async def probe(
     local_address: tuple[str, int] | None = None,
     tls: TLSConfig | ssl.SSLContext | None = None,
 ) -> ProbeResult:
-    """Verify a peer and return one `ProbeResult`; never raises for the peer's failure.
+    """Verify a DICOM peer with C-ECHO and return one record; never raise for its failure.
 
-    Cancellation still propagates (the caller decides how to record it)."""
+    Runs the same association as `echo()`; every failure becomes a `ProbeResult` whose
+    `outcome` is a stable `Outcome` string (`success`, `connection_refused`, `acse_timeout`,
+    `rejected_permanent`, `echo_failed_status`, `release_timeout`, ...), with the `phase` it
+    happened in, the peer's own words in `detail`, per-phase timings and an `error` text.
+
+    Args:
+        host: a host name or an IPv4/IPv6 literal, as for `echo()`.
+        port: the peer's TCP port (default 104).
+        calling_ae: our AE title (default "ECHOSCU").
+        called_ae: the peer's AE title (default "ANY-SCP").
+        timeouts: as for `echo()` (default `Timeouts()`, whose total deadline is 60 s).
+        max_pdu: our maximum receive PDU length (default 16384).
+        repeat: C-ECHOs sent on the association (default 1).
+        local_address: (host, port) to bind our end to (default None).
+        tls: DICOM over TLS, as for `echo()` (default None: plain TCP).
+        target: the record's `target` text (default "CALLED_AE@host:port").
+        name: the peer's inventory name, copied into the record (default None).
+        tags: the peer's inventory tags (department, site, ...), copied into the record.
+
+    Returns:
+        A `ProbeResult`; `result.ok` tells whether the verification succeeded.
+
+    Nothing is raised for the peer's failure.
+
+    Raises:
+        asyncio.CancelledError: the calling task was cancelled (the association is aborted;
+            the caller decides how to record it).
+    """
     options = _options(calling_ae, called_ae, max_pdu, repeat)
     start = perf_counter()
     timings: dict[str, float] = {}
@@ -446,5 +515,13 @@ async def probe(
         error=None
         if kind is Outcome.SUCCESS
         else (str(outcome.release_error) if outcome.release_error else f"status 0x{status:04X}"),
-        phase=None,
+        phase=_PHASE_OF.get(kind),
     )
+
+
+# Where a record that is not an exception's went wrong (an exception carries its own phase).
+_PHASE_OF: dict[Outcome, str] = {
+    Outcome.ECHO_FAILED_STATUS: "echo",
+    Outcome.RELEASE_TIMEOUT: "release",
+    Outcome.RELEASE_FAILED: "release",
+}

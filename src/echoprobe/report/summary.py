@@ -1,14 +1,20 @@
-"""The end-of-sweep summary: counts by outcome, latency percentiles per phase, slowest and
-failing targets.
+"""The end-of-sweep summary: counts by outcome, latency percentiles per phase, the slowest
+targets, and the administrator's view (by department, peers that need attention).
 
-    summary = SweepSummary()
+    summary = SweepSummary(timeouts=timeouts)
     async for record in results:
         summary.add(record)
     render_summary(summary, Console(stderr=True), stats=results.stats)
 
-Rules: memory is bounded whatever the number of records (histograms, a top-N heap, the first N
-failures); `render_summary` also accepts a plain iterable of records. Nothing here reads a clock
-or does I/O beyond printing on the console it is given.
+Rules:
+- Memory is bounded whatever the number of records (histograms, a top-N heap, the first N
+  failures of each outcome); `render_summary` also accepts a plain iterable of records.
+- The headline never contradicts the outcome table: "succeeded" counts `success` only; an echo
+  that succeeded before a release problem is counted apart; targets a stopped sweep never
+  finished (`cancelled`, `not_started`) are "not checked", not "failed".
+- A rare outcome is never hidden behind a common one: failures are listed one per outcome,
+  rarest first, before a second of any outcome.
+- Nothing here reads a clock or does I/O beyond printing on the console it is given.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from rich.table import Table
 from rich.text import Text
 
 from echoprobe.fleet.histogram import LatencyHistogram
-from echoprobe.report.table import detail_text, outcome_text
+from echoprobe.options import Timeouts
+from echoprobe.report.admin import AdminView, human_outcome, render_attention, render_groups
+from echoprobe.report.table import outcome_text
 from echoprobe.results import PHASES, Outcome, ProbeResult
 
 if TYPE_CHECKING:
@@ -35,27 +43,39 @@ SUMMARY_PHASES = (*PHASES, "total")
 _UNMEASURED = frozenset(
     {Outcome.INVALID_TARGET, Outcome.NOT_STARTED, Outcome.CANCELLED, Outcome.INTERNAL_ERROR}
 )
+_STOPPED = frozenset({Outcome.CANCELLED, Outcome.NOT_STARTED})
 
 
 @dataclass(slots=True)
 class SweepSummary:
-    """Accumulates records (`add`) into what `render_summary` shows."""
+    """Accumulates records (`add`) into what `render_summary` shows.
+
+    `timeouts` words the advice ("no A-ASSOCIATE answer in 30 s"); `group_by` picks the tag
+    the records are grouped by (default: each record's first tag)."""
 
     keep_failing: int = 10
     keep_slowest: int = 5
+    timeouts: Timeouts | None = None
+    group_by: str | None = None
     count: int = 0
     by_outcome: Counter[str] = field(default_factory=Counter)
     latency: dict[str, LatencyHistogram] = field(
         default_factory=lambda: {phase: LatencyHistogram() for phase in SUMMARY_PHASES}
     )
-    failing: list[ProbeResult] = field(default_factory=list)  # the first `keep_failing`
-    failing_count: int = 0  # every record that is not a success, cancelled ones included
-    failing_unlisted: int = 0  # failures (not cancelled/not started) beyond `failing`
+    failing_count: int = 0  # every record whose echo did not succeed, stopped ones included
+    admin: AdminView = field(default_factory=AdminView)
+    _failing: dict[str, list[ProbeResult]] = field(default_factory=dict)  # first N per outcome
     _slowest: list[tuple[float, int, ProbeResult]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.admin.timeouts = self.timeouts
+        self.admin.group_by = self.group_by
+        self.admin.keep_per_label = self.keep_failing
 
     def add(self, result: ProbeResult) -> None:
         self.count += 1
         self.by_outcome[result.outcome.value] += 1
+        self.admin.add(result)
         timings = result.timings_ms
         for phase in PHASES:
             value = timings.get(phase)
@@ -71,14 +91,54 @@ class SweepSummary:
                     heapq.heappush(self._slowest, entry)
                 else:
                     heapq.heappushpop(self._slowest, entry)
-        else:
-            self.failing_count += 1
-            # Targets the sweep never finished (stopped) are counted, not listed one by one.
-            stopped = result.outcome in (Outcome.CANCELLED, Outcome.NOT_STARTED)
-            if not stopped and len(self.failing) < self.keep_failing:
-                self.failing.append(result)
-            elif not stopped:
-                self.failing_unlisted += 1
+            return
+        self.failing_count += 1
+        # Targets the sweep never finished (stopped) are counted, not listed one by one.
+        if result.outcome not in _STOPPED:
+            kept = self._failing.setdefault(result.outcome.value, [])
+            if len(kept) < self.keep_failing:
+                kept.append(result)
+
+    @property
+    def succeeded(self) -> int:
+        """Targets whose outcome is `success` (what the outcome table calls success)."""
+        return self.by_outcome.get(Outcome.SUCCESS.value, 0)
+
+    @property
+    def release_trouble(self) -> int:
+        """Targets whose echoes succeeded but whose release timed out or failed."""
+        return self.by_outcome.get(Outcome.RELEASE_TIMEOUT.value, 0) + self.by_outcome.get(
+            Outcome.RELEASE_FAILED.value, 0
+        )
+
+    @property
+    def stopped(self) -> int:
+        """Targets a stopped sweep never finished (`cancelled`, `not_started`)."""
+        return sum(self.by_outcome.get(o.value, 0) for o in _STOPPED)
+
+    @property
+    def failed(self) -> int:
+        """Targets that were checked and failed (stopped ones are not among them)."""
+        return self.failing_count - self.stopped
+
+    @property
+    def failing(self) -> list[ProbeResult]:
+        """Up to `keep_failing` failed targets: one per outcome, rarest outcome first, then a
+        second of each, and so on; so that no outcome is hidden behind a commoner one."""
+        kinds = sorted(self._failing, key=lambda o: (self.by_outcome[o], o))
+        chosen: list[ProbeResult] = []
+        depth = 0
+        while len(chosen) < self.keep_failing and any(depth < len(self._failing[k]) for k in kinds):
+            for kind in kinds:
+                if depth < len(self._failing[kind]) and len(chosen) < self.keep_failing:
+                    chosen.append(self._failing[kind][depth])
+            depth += 1
+        return chosen
+
+    @property
+    def failing_unlisted(self) -> int:
+        """Failed targets (not stopped ones) that `failing` leaves out."""
+        return self.failed - len(self.failing)
 
     def extend(self, results: Iterable[ProbeResult]) -> None:
         for result in results:
@@ -86,7 +146,8 @@ class SweepSummary:
 
     @property
     def successes(self) -> int:
-        """Targets whose every C-ECHO returned 0000H (release trouble included)."""
+        """Targets whose every C-ECHO returned 0000H (release trouble included): what
+        `--min-success` and the exit code count."""
         return self.count - self.failing_count
 
     @property
@@ -112,11 +173,12 @@ def _ms(value: float | None) -> str:
 def outcome_counts_table(summary: SweepSummary) -> Table:
     table = Table(header_style="bold", pad_edge=False, box=None)
     table.add_column("outcome")
+    table.add_column("meaning")
     table.add_column("count", justify="right")
     table.add_column("share", justify="right")
     for outcome, n in sorted(summary.by_outcome.items(), key=lambda kv: (-kv[1], kv[0])):
         share = f"{100.0 * n / summary.count:.1f}%" if summary.count else ""
-        table.add_row(outcome_text(outcome), str(n), share)
+        table.add_row(outcome_text(outcome), human_outcome(outcome), str(n), share)
     return table
 
 
@@ -139,19 +201,6 @@ def latency_table(summary: SweepSummary) -> Table:
     return table
 
 
-def _failing_table(rows: Iterable[ProbeResult]) -> Table:
-    table = Table(header_style="bold", pad_edge=False, box=None)
-    table.add_column("target", no_wrap=True)
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("phase", no_wrap=True)
-    table.add_column("detail", overflow="fold")  # gives way first on a narrow console
-    for r in rows:
-        table.add_row(
-            Text(r.target), outcome_text(r.outcome), r.phase or "", Text(detail_text(r, 100))
-        )
-    return table
-
-
 def _slowest_table(rows: Iterable[ProbeResult]) -> Table:
     table = Table(header_style="bold", pad_edge=False, box=None)
     table.add_column("target", no_wrap=True)
@@ -167,12 +216,17 @@ def _slowest_table(rows: Iterable[ProbeResult]) -> Table:
 
 
 def headline(summary: SweepSummary, stats: SweepStats | None = None) -> Text:
-    """ "N targets: S succeeded, F failed in T s (R/s)"."""
+    """ "N targets: S succeeded, R succeeded but the release failed, F failed, X not checked
+    (sweep stopped) in T s (R/s)": each count is a sum of rows of the outcome table."""
     text = Text()
     text.append(f"{summary.count} target{'s' if summary.count != 1 else ''}: ", style="bold")
-    text.append(f"{summary.successes} succeeded", style="green")
+    text.append(f"{summary.succeeded} succeeded", style="green")
+    if summary.release_trouble:
+        text.append(f", {summary.release_trouble} echoed but did not release", style="yellow")
     text.append(", ")
-    text.append(f"{summary.failing_count} failed", style="red" if summary.failing_count else "")
+    text.append(f"{summary.failed} failed", style="red" if summary.failed else "")
+    if summary.stopped:
+        text.append(f", {summary.stopped} not checked (sweep stopped)", style="yellow")
     if stats is not None:
         elapsed = stats.elapsed
         rate = summary.count / elapsed if elapsed > 0 else 0.0
@@ -208,15 +262,10 @@ def render_summary(
     if slowest and summary.count > 1:
         parts += [Text("slowest successful targets", style="bold")]
         parts.append(_slowest_table(slowest))
-    if summary.failing:
-        shown = len(summary.failing)
-        listed = shown + summary.failing_unlisted
-        label = f"failing targets ({listed}" + (
-            f", first {shown} shown)" if summary.failing_unlisted else ")"
-        )
-        parts += [Text(label, style="bold")]
-        rows = sorted(summary.failing, key=lambda r: (r.outcome.value, r.target))
-        parts.append(_failing_table(rows))
+    if summary.admin.grouped:
+        parts.append(render_groups(summary.admin, title="by department / tag"))
+    if summary.admin.attention_count:
+        parts.append(render_attention(summary.admin, console.width, limit=summary.keep_failing))
     if summary.internal_errors:
         parts.append(
             Text(

@@ -1,7 +1,5 @@
-"""A rich table of sweep records (one row per target).
+"""A rich table of sweep records (one row per target, one line per row).
 
-    from rich import box
-from rich.console import Console
     from echoprobe.report.table import render_table
     render_table(records, Console())
 
@@ -98,6 +96,15 @@ def detail_text(result: ProbeResult, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _label(result: ProbeResult) -> str:
+    """The target column: FILE:LINE for an inventory entry that is not a target (its text
+    may be a whole mangled row, or a mapping), else the target and its inventory name."""
+    source = result.detail.get("source")
+    if result.outcome is Outcome.INVALID_TARGET and source:
+        return str(source)
+    return result.target if not result.name else f"{result.target} ({result.name})"
+
+
 def results_table(
     results: Iterable[ProbeResult],
     *,
@@ -122,20 +129,24 @@ def results_table(
         pad_edge=False,
         collapse_padding=True,
     )
-    # Only `detail` may wrap: on a narrow terminal it gives way first, the facts stay whole.
-    table.add_column("target", no_wrap=True)
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("status", justify="right", no_wrap=True)
+    # One line per record: on a narrow terminal `detail` gives way first (cut with "…",
+    # never wrapped onto lines of its own), the facts stay whole.
+    labels = [_label(r) for r in rows]
+    table.add_column("target", no_wrap=True, min_width=min(max(map(len, labels), default=6), 40))
+    outcomes = max((len(r.outcome.value) for r in rows), default=7)
+    table.add_column("outcome", no_wrap=True, min_width=outcomes)
+    table.add_column("status", justify="right", no_wrap=True, min_width=6)
     phase_keys = ("connect", "associate", "echo") if phases else ()
     for key in phase_keys:
-        table.add_column(_SHORT.get(key, key), justify="right", no_wrap=True)
-    table.add_column("total ms", justify="right", no_wrap=True)
+        table.add_column(_SHORT.get(key, key), justify="right", no_wrap=True, min_width=5)
+    table.add_column("total ms", justify="right", no_wrap=True, min_width=8)
     if peer:
         table.add_column("peer", no_wrap=True, max_width=16, overflow="ellipsis")
-    table.add_column("detail", overflow="fold")
+    # Measured as wrappable (so that it is the column that gives way), rendered unwrapped.
+    table.add_column("detail", overflow="ellipsis")
     shown = rows if max_rows is None else rows[:max_rows]
     for r in shown:
-        label = r.target if not r.name else f"{r.target} ({r.name})"
+        label = _label(r)
         t = r.timings_ms
         version = r.peer.implementation_version_name if r.peer is not None else None
         table.add_row(
@@ -145,7 +156,7 @@ def results_table(
             *(_ms(t.get(key)) for key in phase_keys),
             _ms(t.get("total")),
             *([Text(version or "")] if peer else []),
-            Text(detail_text(r, 200)),
+            Text(detail_text(r, 200), no_wrap=True, overflow="ellipsis"),
         )
     if max_rows is not None and len(rows) > max_rows:
         more = Text(f"… {len(rows) - max_rows} more", style="dim")

@@ -264,3 +264,18 @@ def test_tls_options(scp_factory: ScpFactory, tmp_path: Path) -> None:
     proc = load("127.0.0.1", str(scp.port), "-c", "2", "-n", "10", "+cf", kit.ca)
     assert proc.returncode == 2
     assert "+tls" in proc.stderr
+
+
+def test_a_closed_port_stops_the_run_at_once() -> None:
+    """Nothing listens: the run stops after a handful of refused connections, says so, and
+    does not blame the generator."""
+    from tests.support.servers import free_port
+
+    port = free_port()  # bound and released: nothing listens there
+    started = time.monotonic()
+    done = load("127.0.0.1", str(port), "-c", "8", "--duration", "30")
+    assert time.monotonic() - started < 15.0
+    assert done.returncode == 1, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert f"nothing listens on 127.0.0.1:{port}" in output
+    assert "bottleneck" not in output

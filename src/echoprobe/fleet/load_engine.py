@@ -55,6 +55,9 @@ local_address, tls) → the association's outcome."""
 MAX_REASONS: Final = 64  # distinct failure texts kept; the rest are counted as "(other)"
 BACKLOG_LIMIT: Final = 1_000_000  # open-loop arrivals waiting for a free slot
 STOP_GRACE: Final = 2.0  # seconds in-flight associations get after a stop request
+# This many refused connections and not one success: nothing listens there; the run stops
+# instead of running its whole duration against a closed port.
+REFUSED_GIVE_UP: Final = 20
 ARRIVAL_TICK: Final = 0.001  # open loop: the shortest wait between launches (uvloop's clock)
 _CONTROL_PERIOD: Final = 0.05  # seconds between ramp adjustments of the worker pool
 
@@ -103,6 +106,7 @@ class LoadEngine:
         self.rng = random.Random(seed)
         self.on_tick = on_tick
         self.stop_event = stop
+        self.gave_up: str | None = None  # why the run stopped by itself (nothing listens)
         self._sources: Iterator[tuple[str, int] | None] = (
             itertools.cycle([(s, 0) for s in sources]) if sources else itertools.repeat(None)
         )
@@ -281,6 +285,17 @@ class LoadEngine:
     ) -> None:
         self.t_failed += 1
         self.t_failures[outcome] += 1
+        if (
+            outcome == Outcome.CONNECTION_REFUSED
+            and self.t_succeeded == 0
+            and self.t_failures[outcome] == self.t_failed >= REFUSED_GIVE_UP
+            and not self.stopping
+        ):
+            self.gave_up = (
+                f"nothing listens on {format_address(self.address, self.port)}: "
+                f"{self.t_failed:,} connections refused and none accepted; the run stopped"
+            )
+            self._stop_now()
         if (
             exc is not None
             and isinstance(exc, NetworkError)
@@ -503,7 +518,8 @@ class LoadEngine:
             self.echo_window = max(0.0, end - self.measure_from)
         else:
             self.echo_window = window
-        return end - self.t0, window, self.stopping
+        # Stopping by itself (nothing listens) is an outcome of the run, not an interruption.
+        return end - self.t0, window, self.stopping and self.gave_up is None
 
     def _mark_start(self) -> None:
         self.echo_mark_start = self.counter.total
@@ -558,6 +574,8 @@ class LoadEngine:
     def warnings(self, window: float, cpu_fraction: float, time_wait: int | None) -> list[str]:
         out: list[str] = []
         address = format_address(self.address, self.port)
+        if self.gave_up is not None:
+            return [self.gave_up]  # nothing else the run measured means anything
         if cpu_fraction > CPU_BOTTLENECK:
             out.append(
                 f"the load generator used {cpu_fraction:.0%} of one CPU core: it, not the SCP, "

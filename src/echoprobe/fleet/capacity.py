@@ -27,7 +27,7 @@ from echoprobe.fleet.load_model import (
     loadavg,
     tls_text,
 )
-from echoprobe.net.client import DEFAULT_TIMEOUTS
+from echoprobe.net.budget import DEFAULT_TIMEOUTS
 from echoprobe.options import Timeouts
 from echoprobe.results import Outcome
 

@@ -70,7 +70,8 @@ from echoprobe.fleet.load_ports import (
 from echoprobe.fleet.load_schedule import Ramp, parse_ramp, parse_source_addresses
 from echoprobe.fleet.load_workers import run_workers, usable_cores, worker_shares
 from echoprobe.net.addresses import strip_brackets
-from echoprobe.net.client import DEFAULT_TIMEOUTS, resolve_host, run_echo
+from echoprobe.net.budget import DEFAULT_TIMEOUTS
+from echoprobe.net.client import resolve_host, run_echo
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import AssociationOptions, Timeouts
 

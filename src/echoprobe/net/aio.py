@@ -25,7 +25,6 @@ from echoprobe.ul.connection import ULConnection
 if TYPE_CHECKING:
     import ssl
 
-    from echoprobe.net.fastpath import FastAssociation
 
 # A handshake that fails is reported by asyncio's own `ssl_handshake_timeout`; this outer bound
 # only guards against a loop that would not report it.
@@ -45,7 +44,18 @@ _BIND_NO_PORT: int | None = getattr(
 _EARLY = 0.001
 
 
-class AssociationProtocol(asyncio.Protocol):
+class AbortableProtocol(asyncio.Protocol):
+    """An association's asyncio protocol, as `start_tls` and the callers of `run_echo` drive
+    it: `AssociationProtocol` here, the fast path's `FastAssociation`."""
+
+    __slots__ = ()
+
+    def abort_now(self) -> None:
+        """Cancellation: A-ABORT if associated, then close; idempotent."""
+        raise NotImplementedError
+
+
+class AssociationProtocol(AbortableProtocol):
     """Moves bytes between one transport and one `ULConnection` + association procedure."""
 
     __slots__ = (
@@ -272,7 +282,7 @@ async def connect_socket(
 
 async def start_tls(
     loop: asyncio.AbstractEventLoop,
-    proto: AssociationProtocol | FastAssociation,
+    proto: AbortableProtocol,
     sock: socket.socket,
     context: ssl.SSLContext,
     *,

@@ -517,8 +517,6 @@ def _same(wanted: bytes, writes: Iterator[bytes]) -> bool:
     return True
 
 
-
-
 class _KernelTimeouts:
     """Reads and writes on a blocking socket, bounded by the kernel's SO_RCVTIMEO/SO_SNDTIMEO."""
 

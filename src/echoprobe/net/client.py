@@ -28,6 +28,7 @@ from echoprobe.net.aio import (
     start_tls,
 )
 from echoprobe.net.association import AssociationOutcome, EchoTally, Observer
+from echoprobe.net.budget import DEFAULT_TIMEOUTS, least, remaining
 from echoprobe.net.errors_map import connect_timeout_error, map_connect_error, map_resolve_error
 from echoprobe.net.fastpath import FastAssociation
 from echoprobe.net.procedure import start_procedure
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     import ssl
 
     from echoprobe.net.tls import TLSConfig
-
-DEFAULT_TIMEOUTS = Timeouts()
 
 
 @lru_cache(maxsize=256)
@@ -65,15 +64,6 @@ def _options(
         repeat=repeat,
         release=release,
     )
-
-
-def _remaining(deadline: float | None, now: float) -> float | None:
-    return None if deadline is None else max(deadline - now, 0.0)
-
-
-def _min(*values: float | None) -> float | None:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
 
 
 async def resolve_host(
@@ -135,7 +125,7 @@ async def run_echo(
     address = format_address(host, port)
 
     candidates = await resolve_host(
-        loop, host, port, _min(timeouts.connect, _remaining(total_deadline, start))
+        loop, host, port, least(timeouts.connect, remaining(total_deadline, start))
     )
     now = clock()
     timings["resolve"] = (now - start) * 1000.0
@@ -159,7 +149,7 @@ async def run_echo(
     # associated), closes, and leaves no outcome behind that nobody would read.
     connected = False
     try:
-        connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
+        connect_limit = least(timeouts.connect, remaining(total_deadline, now))
         last_error: ProbeError | None = None
         context, server_hostname = (None, None) if tls is None else _tls_settings(tls, host)
         raw: socket.socket | None = None

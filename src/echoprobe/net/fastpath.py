@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from echoprobe.dimse.echo import echo_request_pdus, message_id_for, success_response_pdu
 from echoprobe.errors import EchoprobeError
-from echoprobe.net.aio import AssociationProtocol, mark_retrieved
+from echoprobe.net.aio import AbortableProtocol, AssociationProtocol, mark_retrieved
 from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
 from echoprobe.results import EchoReply
@@ -116,7 +116,7 @@ class _ReplayClock:
         return perf_counter() if now is None else now
 
 
-class FastAssociation(asyncio.Protocol):
+class FastAssociation(AbortableProtocol):
     """An `AssociationProtocol` stand-in that runs the usual conversation itself and hands any
     other to a real one (same `done`, `abort_now()`, `ssl_object()`)."""
 

@@ -40,7 +40,7 @@ from echoprobe.net.association import (
     TimedOut,
     Wait,
 )
-from echoprobe.net.client import DEFAULT_TIMEOUTS, _min, _remaining
+from echoprobe.net.budget import DEFAULT_TIMEOUTS, least, remaining
 from echoprobe.net.errors_map import connect_timeout_error, map_connect_error, map_resolve_error
 from echoprobe.net.procedure import start_procedure
 from echoprobe.options import AssociationOptions, Timeouts
@@ -131,7 +131,7 @@ async def run_echo_portable(
     address = format_address(host, port)
 
     candidates = await _resolve(
-        host, port, _min(timeouts.connect, _remaining(total_deadline, start))
+        host, port, least(timeouts.connect, remaining(total_deadline, start))
     )
     now = clock()
     timings["resolve"] = (now - start) * 1000.0
@@ -146,7 +146,7 @@ async def run_echo_portable(
         timings=timings,
         tally=tally,
     )
-    connect_limit = _min(timeouts.connect, _remaining(total_deadline, now))
+    connect_limit = least(timeouts.connect, remaining(total_deadline, now))
     stream: anyio.abc.SocketStream | None = None
     last_error: ProbeError | None = None
     for _family, candidate in candidates:

@@ -266,6 +266,7 @@ def answer_request(request: AssociateRQ, policy: AcceptorPolicy) -> AssociateAC:
         ),
     )
 
+
 def usual_accept(
     request: AssociateRQ, data: bytes, max_body: int
 ) -> tuple[AssociateAC, Negotiated] | None:
@@ -287,4 +288,3 @@ def usual_accept(
     if negotiated.max_send_pdu <= 12:
         return None
     return accept, negotiated
-

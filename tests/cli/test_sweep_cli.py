@@ -409,3 +409,17 @@ def test_exit_code_rules() -> None:
     assert decide_exit(mixed, fail_on=frozenset({"dns_error"}), min_success=None) == 0
     assert decide_exit(mixed, fail_on=None, min_success=0.5) == 0
     assert decide_exit(mixed, fail_on=None, min_success=0.51) == 1
+
+
+def test_usage_errors_are_one_line() -> None:
+    """A usage error says what is wrong and where the help is, in one line, exit 2: a
+    40-character AE title as much as a malformed target."""
+    for args in (("-aet", "A" * 40, "127.0.0.1"), ("127.0.2.1:70000",)):
+        done = subprocess.run(
+            sweep_cmd(*args), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("echoprobe sweep: error: ")
+        assert "usage:" not in done.stderr

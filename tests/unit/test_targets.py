@@ -263,6 +263,29 @@ def test_csv_broken_quoting_and_nul(tmp_path: Path) -> None:
     assert len(items) >= 2
 
 
+def test_csv_unterminated_quote_is_that_rows_error_only(tmp_path: Path) -> None:
+    """An unterminated quote must not swallow the rows after it (a CSV field may span lines,
+    an inventory row does not): that row is an invalid target with its line, the rest read."""
+    path = tmp_path / "quote.csv"
+    path.write_text('host,port,name\n10.0.0.1,104,a\n"10.0.0.2,104,b\n10.0.0.3,104,c\n')
+    items = _items(load_targets(path))
+    assert [type(i).__name__ for i in items] == ["Target", "InvalidTarget", "Target"]
+    bad = items[1]
+    assert isinstance(bad, InvalidTarget)
+    assert bad.source == f"{path}:3"
+    assert bad.text == '"10.0.0.2,104,b'
+    assert "CSV" in bad.reason
+
+
+def test_csv_invalid_row_is_shown_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    path.write_text("host,port,called_ae\n10.0.0.1,99999,PACS\n")
+    (bad,) = _items(load_targets(path))
+    assert isinstance(bad, InvalidTarget)
+    assert bad.text == "10.0.0.1,99999,PACS"  # the row, not a Python dict
+    assert bad.source == f"{path}:2"
+
+
 # --- JSON Lines --------------------------------------------------------------------------------
 
 

@@ -13,14 +13,23 @@ import gc
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from echoprobe import __version__
 
 SUBCOMMANDS = ("sweep", "load", "merge", "scp", "demo", "check", "exporter", "inventory")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line (and where to find the help) instead of
+    the whole usage text: exit 2, as every usage error of the `echoprobe` commands."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="echoprobe",
         description="High-concurrency DICOM Verification (C-ECHO): sweep fleets, load-test "
         "SCPs, run a test SCP.",

@@ -36,7 +36,7 @@ import logging
 import math
 import re
 import reprlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Final
@@ -422,74 +422,66 @@ def iter_jsonl_targets(lines: Iterable[str | None], name: str = "<jsonl>") -> It
 def iter_csv_targets(lines: Iterable[str | None], name: str = "<csv>") -> Iterator[TargetItem]:
     """CSV with a header row (see the module's rules). The header is read before this returns:
     `TargetFileError` when it has neither `host` nor `target`; every later problem is an
-    `InvalidTarget`."""
-    too_long: list[int] = []
-    line_no = 0
+    `InvalidTarget` with its file and line.
 
-    def text_lines() -> Iterator[str]:
-        nonlocal line_no
-        for line in lines:
-            line_no += 1
-            if line is None:
-                too_long.append(line_no)
-                yield "\n"
-            else:
-                yield line
-
-    reader = csv.reader(text_lines())
+    Each line is one row, parsed on its own (strictly): an inventory has no field spanning
+    lines, so an unterminated quote is that row's error and the rows after it are read."""
+    numbered = enumerate(lines, 1)
     header: list[str] | None = None
-    while header is None:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return iter(())
-        except csv.Error as exc:
-            raise TargetFileError(f"{name}: unreadable CSV header: {exc}") from exc
+    for line_no, line in numbered:
+        if line is None:
+            raise TargetFileError(f"{name}:{line_no}: the CSV header line is too long")
+        row = _csv_row(line)
+        if isinstance(row, str):
+            raise TargetFileError(f"{name}:{line_no}: unreadable CSV header: {row}")
         if row and any(cell.strip() for cell in row) and not row[0].lstrip().startswith("#"):
             header = [cell.strip().lower() for cell in row]
-    if too_long or ("host" not in header and "target" not in header):
+            break
+    if header is None:
+        return iter(())
+    if "host" not in header and "target" not in header:
         raise TargetFileError(f"{name}: the CSV header needs a 'host' or 'target' column")
     unknown = [h for h in header if h and h not in KNOWN_KEYS]
     if unknown:
         logger.warning("%s: ignoring unknown CSV column(s): %s", name, ", ".join(unknown))
-    return _csv_rows(reader, header, name, too_long, lambda: line_no)
+    return _csv_rows(numbered, header, name)
+
+
+def _csv_row(line: str) -> list[str] | str:
+    """One line's cells, or what is wrong with it."""
+    try:
+        return next(csv.reader([line.rstrip("\r\n")], strict=True), [])
+    except csv.Error as exc:
+        return f"invalid CSV row: {exc}"
 
 
 def _csv_rows(
-    reader: Iterator[list[str]],
-    header: list[str],
-    name: str,
-    too_long: list[int],
-    line_no: Callable[[], int],
+    numbered: Iterator[tuple[int, str | None]], header: list[str], name: str
 ) -> Iterator[TargetItem]:
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield InvalidTarget("", f"invalid CSV row: {exc}", f"{name}:{line_no()}")
-            continue
-        source = f"{name}:{line_no()}"
-        if too_long:
-            too_long.clear()
+    for line_no, line in numbered:
+        source = f"{name}:{line_no}"
+        if line is None:
             yield _too_long(source)
+            continue
+        text = line.strip()
+        row = _csv_row(line)
+        if isinstance(row, str):
+            yield InvalidTarget(_shown(text), row, source)
             continue
         if not row or not any(cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
             continue
         if len(row) > len(header):
             yield InvalidTarget(
-                _shown(",".join(row)),
-                f"{len(row)} fields for a header of {len(header)} columns",
-                source,
+                _shown(text), f"{len(row)} fields for a header of {len(header)} columns", source
             )
             continue
         entry = {key: cell for key, cell in zip(header, row, strict=False) if key}
-        yield (
-            coerce_target(entry, source=source)
-            if _usable(entry)
-            else InvalidTarget(_shown(",".join(row)), "no 'host' (or 'target') given", source)
-        )
+        if not _usable(entry):
+            yield InvalidTarget(_shown(text), "no 'host' (or 'target') given", source)
+            continue
+        item = coerce_target(entry, source=source)
+        # Shown as the row the user wrote, not as the mapping it was read into.
+        yield replace(item, text=_shown(text)) if isinstance(item, InvalidTarget) else item
 
 
 def _usable(entry: Mapping[str, str]) -> bool:

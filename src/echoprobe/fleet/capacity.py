@@ -310,14 +310,16 @@ async def find_capacity(
         stop_reason = f"stopped after {max_steps} steps"
     passing = [s for s in steps if s.ok]
     best = max(passing, key=lambda s: s.assoc_per_s, default=None)
-    busy = [s for s in steps if s.cpu_fraction > CPU_BOTTLENECK]
+    # Only steps that held measure the SCP's throughput: past the capacity, quick refusals
+    # can keep the generator busy without saying anything about its limits.
+    busy = [s for s in steps if s.ok and s.cpu_fraction > CPU_BOTTLENECK]
+    warnings = [w for w in warnings if not w.startswith("the load generator used")]
     if busy:
-        warnings = [w for w in warnings if not w.startswith("the load generator used")]
         worst = max(s.cpu_fraction for s in busy)
         warnings.insert(
             0,
             f"the load generator used more than {CPU_BOTTLENECK:.0%} of one CPU core in "
-            f"{len(busy)} of {len(steps)} steps (up to {worst:.0%}, from "
+            f"{len(busy)} of the {len(passing)} steps that held (up to {worst:.0%}, from "
             f"{mode} {min(s.level for s in busy):g}): from there on it, not the SCP, is "
             "probably the bottleneck, and the curve is a lower bound of the SCP's",
         )

@@ -241,8 +241,17 @@ def capacity_table(cap: CapacityReport) -> Table:
     table.add_column("failed", justify="right")
     table.add_column("CPU", justify="right")
     table.add_column("verdict")
+    best = cap.best
     for step in sorted(cap.steps, key=lambda s: s.level):
-        verdict = Text("held", style="green") if step.ok else Text(step.reason or "", style="red")
+        if step.ok:
+            verdict = Text("held", style="green")
+            if step.level == cap.capacity:
+                verdict.append("  ◀ capacity", style="bold green")
+            if best is not None and step is best and step.level != cap.capacity:
+                verdict.append("  ◀ best throughput", style="green")
+        else:
+            # One line: what failed and how much; the peer's words are under the table.
+            verdict = Text(_short_reason(step.reason or "failed"), style="red")
         table.add_row(
             f"{step.level:,g}",
             fmt_rate(step.assoc_per_s),
@@ -254,6 +263,21 @@ def capacity_table(cap: CapacityReport) -> Table:
             verdict,
         )
     return table
+
+
+def _short_reason(reason: str) -> str:
+    """"rejected (6,880 of 11,459): rejected_transient: association rejected: …" → "rejected
+    60 % (rejected_transient)"."""
+    head, _, rest = reason.partition(": ")
+    kind = head.split(" (", 1)[0]
+    counts = head[len(kind) :].strip(" ()").replace(",", "").split(" of ")
+    share = ""
+    if len(counts) == 2 and all(c.isdigit() for c in counts) and int(counts[1]):
+        share = f" {int(counts[0]) / int(counts[1]):.0%}"
+    outcome = rest.split(":", 1)[0].strip()
+    if not rest or " " in outcome:
+        return reason if len(reason) <= 48 else reason[:47] + "…"
+    return f"{kind}{share} ({outcome})"
 
 
 def render_capacity_summary(cap: CapacityReport, console: Console) -> None:

@@ -967,6 +967,36 @@ class EchoSCP:
     `net.tls.TLSConfig` with our key and certificate, and CA files plus `verify_peer` to check
     client certificates; or a ready-made server `ssl.SSLContext`) makes every listener DICOM
     over TLS; a handshake must finish within `artim_timeout`.
+
+    Args:
+        host, port, listen, same_port: where to listen (above); port 0 picks a free one.
+        ae_titles, calling_ae_titles: called / calling AE titles accepted (empty: any);
+            others get A-ASSOCIATE-RJ 1,1,7 / 1,1,3.
+        transfer_syntaxes: accepted for Verification, in order of preference (default:
+            Implicit VR LE, Explicit VR LE, Explicit VR BE).
+        max_pdu: our Maximum Length (default 16384; 0: no limit).
+        faults, faults_by_address, faults_by_ae, ae_titles_by_address: misbehaviour and
+            titles per listener or called AE (`Faults`).
+        max_associations: established associations at once (None: no limit); beyond it,
+            A-ASSOCIATE-RJ 2,3,2 (transient, local-limit-exceeded).
+        idle_timeout: close a connection with no whole PDU for this long (default 30 s).
+        artim_timeout: PS3.8's ARTIM timer: the wait for a first request or for the peer's
+            close (default 5 s).
+        pdu_timeout: a PDU, once begun, must be whole within this (default 10 s).
+        max_lifetime: close any connection older than this (default 600 s; None: no bound).
+        reclaim_idle: when every slot is taken, a new request reclaims the slot of an
+            association without a whole PDU for this long (default 0.5 s; None: never).
+        admission_wait: a request finding every slot taken waits this long for one before
+            it is refused (default 0: refused at once).
+        max_pending_bytes: unfinished requests of connections not yet associated may hold
+            this much together (default 16 MiB).
+        backlog, reuse_port: the listening sockets' backlog and SO_REUSEPORT.
+        tls: DICOM over TLS (above).
+
+    Raises:
+        ValueError: an argument out of range (no address, no transfer syntax, a negative
+            limit, a non-positive timeout).
+        OSError: from `start()` (or `async with`), when an address cannot be bound.
     """
 
     def __init__(

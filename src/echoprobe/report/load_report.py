@@ -266,8 +266,8 @@ def capacity_table(cap: CapacityReport) -> Table:
 
 
 def _short_reason(reason: str) -> str:
-    """"rejected (6,880 of 11,459): rejected_transient: association rejected: …" → "rejected
-    60 % (rejected_transient)"."""
+    """A failed step's verdict in one line: from `rejected (6,880 of 11,459): rejected_transient:
+    association rejected: …` to `rejected 60% (rejected_transient)`."""
     head, _, rest = reason.partition(": ")
     kind = head.split(" (", 1)[0]
     counts = head[len(kind) :].strip(" ()").replace(",", "").split(" of ")

@@ -1,0 +1,124 @@
+"""DCMTK's log levels and line output: log4cplus levels, DCMTK's logger names, the default
+``%P: %m%n`` rendering and the byte-exact write of a log line.
+
+Rules of this module (DCMTK 3.6.8, oflog/libsrc/oflog.cc):
+
+* Levels are log4cplus levels; a line shows the first letter of its level:
+  ``F: E: W: I: D: T:``. A message is split at every newline and each line gets the prefix,
+  so a message that ends in a newline produces one more line holding only the prefix.
+* Text is written with the file-system encoding and ``surrogateescape``: argv bytes come out
+  as the user typed them, as DCMTK writes them.
+* Only cheap imports (the ``echoscu`` start-up time counts); no other ``report.dcmtk_*``
+  module is imported here: the others build on this one.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import IntEnum
+
+from echoprobe._values import value
+
+# typing.TYPE_CHECKING without importing typing (start-up time); mypy honours the name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+__all__ = [
+    "DCMDATA",
+    "DCMNET",
+    "DCMTLS",
+    "FS_ENCODING",
+    "LEVEL_NAMES",
+    "NOT_SET",
+    "ROOT",
+    "Level",
+    "LogRecord",
+    "ascii_upper",
+    "parse_level",
+    "render_default",
+    "write_text",
+]
+
+# DCMTK's logger names, kept so that existing -lc files address the same loggers.
+ROOT = "root"
+DCMNET = "dcmtk.dcmnet"
+DCMDATA = "dcmtk.dcmdata"
+DCMTLS = "dcmtk.dcmtls"
+
+
+class Level(IntEnum):
+    """log4cplus log levels (``ALL`` is an alias of ``TRACE`` there too)."""
+
+    TRACE = 0
+    DEBUG = 10000
+    INFO = 20000
+    WARN = 30000
+    ERROR = 40000
+    FATAL = 50000
+    OFF = 60000
+
+
+LEVEL_NAMES: dict[int, str] = {
+    Level.TRACE: "TRACE",
+    Level.DEBUG: "DEBUG",
+    Level.INFO: "INFO",
+    Level.WARN: "WARN",
+    Level.ERROR: "ERROR",
+    Level.FATAL: "FATAL",
+    Level.OFF: "OFF",
+}
+_LEVELS_BY_NAME: dict[str, Level] = {name: Level(value) for value, name in LEVEL_NAMES.items()}
+_LEVELS_BY_NAME["ALL"] = Level.TRACE
+_PREFIX: dict[int, str] = {value: name[0] + ": " for value, name in LEVEL_NAMES.items()}
+
+# log4cplus's NOT_SET_LOG_LEVEL: "inherit" for a logger, "no threshold" for an appender.
+NOT_SET = -1
+FS_ENCODING = sys.getfilesystemencoding()
+
+
+def ascii_upper(text: str) -> str:
+    # log4cplus upper-cases with the C locale; str.upper() would also map non-ASCII letters.
+    return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in text)
+
+
+def parse_level(text: str) -> Level | None:
+    """Level for a log4cplus level name (case-insensitive, ``ALL`` = ``TRACE``), else None."""
+    return _LEVELS_BY_NAME.get(ascii_upper(text))
+
+
+def write_text(stream: TextIO, text: str) -> None:
+    """Write ``text`` and flush, reproducing argv bytes exactly where the stream allows it.
+
+    Command-line arguments arrive decoded with the file-system encoding and
+    ``surrogateescape``; encoding them back the same way writes the bytes the user typed,
+    as DCMTK does, instead of stderr's default backslash escapes.
+    """
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        stream.write(text)
+        stream.flush()
+        return
+    try:
+        data = text.encode(FS_ENCODING, "surrogateescape")
+    except UnicodeEncodeError:
+        data = text.encode(FS_ENCODING, "backslashreplace")
+    stream.flush()
+    buffer.write(data)
+    buffer.flush()
+
+
+def render_default(level: Level, message: str) -> str:
+    """The text the default setup writes for one message: ``%P: %m%n`` for every line."""
+    prefix = _PREFIX[level]
+    return "".join(prefix + line + "\n" for line in message.split("\n"))
+
+
+@value
+class LogRecord:
+    """A log call kept for later, e.g. the ``--arguments`` line before logging is set up."""
+
+    level: Level
+    message: str
+    logger: str = ROOT
+    forced: bool = False  # log4cplus forcedLog: bypasses the logger level, not thresholds

@@ -29,7 +29,7 @@ _EXPORTS = {
     "probe": "echoprobe.net.client",
     "sweep": "echoprobe.fleet.sweep",
     "run_load": "echoprobe.fleet.load",
-    "find_capacity": "echoprobe.fleet.load",
+    "find_capacity": "echoprobe.fleet.capacity",
     "TLSConfig": "echoprobe.net.tls",
     "EchoSCP": "echoprobe.net.server",
     "Faults": "echoprobe.net.server",
@@ -131,7 +131,8 @@ if TYPE_CHECKING:
         RemoteProtocolError,
         TLSError,
     )
-    from echoprobe.fleet.load import find_capacity, run_load
+    from echoprobe.fleet.capacity import find_capacity
+    from echoprobe.fleet.load import run_load
     from echoprobe.fleet.sweep import sweep
     from echoprobe.fleet.targets import InvalidTarget, Target, TargetFileError, load_targets
     from echoprobe.net.client import echo, probe

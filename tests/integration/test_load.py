@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from echoprobe.fleet import load as load_module
+from echoprobe.fleet.capacity import find_capacity, judge_step
 from echoprobe.fleet.load import (
     PortFacts,
     Ramp,
-    find_capacity,
-    judge_step,
     parse_ramp,
     parse_source_addresses,
     run_load,

@@ -53,14 +53,12 @@ from echoprobe.cli.common import (
     tls_config,
 )
 from echoprobe.errors import ProbeError
+from echoprobe.fleet.capacity import CapacityReport, CapacityStep, find_capacity
 from echoprobe.fleet.load import (
     MAX_WORKERS,
-    CapacityReport,
-    CapacityStep,
     LoadProgress,
     LoadReport,
     Ramp,
-    find_capacity,
     parse_ramp,
     parse_source_addresses,
     run_load,

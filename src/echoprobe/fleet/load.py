@@ -29,8 +29,8 @@ Rules:
   names of its neighbours: `load_engine` (the closed and open loops of one process),
   `load_schedule` (ramps, source addresses), `load_ports` (ports and
   TIME_WAIT), `load_model` (the report), `load_merge` (exact merging), `load_workers`
-  (`workers=N`: processes), `load_metrics` (live Prometheus figures), `capacity`
-  (`find_capacity`, imported lazily: it is built on `run_load`).
+  (`workers=N`: processes), `load_metrics` (live Prometheus figures); `find_capacity` lives
+  in `capacity`, built on `run_load` (the import goes one way).
 - With `workers` > 1 the processes are started with 'spawn': a script calling `run_load`
   must guard its entry point with `if __name__ == "__main__":` (multiprocessing's rule).
 """
@@ -46,7 +46,7 @@ import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from time import process_time
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from echoprobe.fleet.collector import relaxed_collector
 from echoprobe.fleet.limits import effective_concurrency
@@ -78,16 +78,11 @@ from echoprobe.options import AssociationOptions, Timeouts
 if TYPE_CHECKING:
     import ssl
 
-    from echoprobe.fleet.capacity import CapacityReport, CapacityStep, find_capacity, judge_step
     from echoprobe.fleet.load_metrics import LoadMetrics
     from echoprobe.net.tls import TLSConfig
 
 MAX_WORKERS: Final = 1024  # generator processes on one machine
 MAX_START_DELAY: Final = 86_400  # seconds: a start time further ahead is a mistake
-
-_CAPACITY_NAMES: Final = frozenset(
-    {"CapacityReport", "CapacityStep", "find_capacity", "judge_step"}
-)
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -372,21 +367,9 @@ def _python() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, loop {loop}"
 
 
-def __getattr__(name: str) -> Any:
-    # `find_capacity` is built on `run_load`: it lives in capacity.py, which imports this
-    # module, and is re-exported here lazily so that the import goes one way only.
-    if name in _CAPACITY_NAMES:
-        from echoprobe.fleet import capacity  # noqa: PLC0415
-
-        return getattr(capacity, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "HISTOGRAMS",
     "Arrivals",
-    "CapacityReport",
-    "CapacityStep",
     "LoadProgress",
     "LoadReport",
     "Mode",
@@ -395,8 +378,6 @@ __all__ = [
     "TickStats",
     "count_time_wait",
     "explain_ports",
-    "find_capacity",
-    "judge_step",
     "parse_ramp",
     "parse_source_addresses",
     "port_facts",

@@ -25,8 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from echoprobe import __version__
+from echoprobe.fleet.capacity import CapacityReport
 from echoprobe.fleet.histogram import LatencyHistogram
-from echoprobe.fleet.load import CapacityReport, LoadReport, TickStats
+from echoprobe.fleet.load import LoadReport, TickStats
 from echoprobe.report.table import OUTCOME_STYLE
 
 PHASE_ROWS = (

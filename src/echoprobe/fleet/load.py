@@ -258,6 +258,7 @@ async def run_load(
             shared=shared,
             shares=shares,
             config=config,
+            run_one=run_load,
             start_at=start_at,
             on_tick=on_tick,
             stop=stop,

@@ -31,7 +31,7 @@ import os
 import signal
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -130,14 +130,26 @@ def worker_shares(
 # --- the worker process -----------------------------------------------------------------------
 
 
+RunOne = Callable[..., Awaitable[LoadReport]]
+"""`run_load` itself, handed down by the caller (pickled by name for 'spawn'), so that this
+module does not import the module that imports it."""
+
+
 def worker_main(
-    index: int, conn: Connection, host: str, port: int, kwargs: dict[str, Any], *, live: bool
+    index: int,
+    conn: Connection,
+    host: str,
+    port: int,
+    kwargs: dict[str, Any],
+    *,
+    run_one: RunOne,
+    live: bool,
 ) -> None:
     """A worker process's entry point (top-level: 'spawn' imports it by name)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards stop requests
     logging.basicConfig(format=f"echoprobe load worker {index}: %(levelname)s: %(message)s")
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_worker_run(conn, host, port, kwargs, live=live))
+        runner.run(_worker_run(conn, host, port, kwargs, run_one, live=live))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -151,10 +163,14 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def _worker_run(
-    conn: Connection, host: str, port: int, kwargs: dict[str, Any], *, live: bool
+    conn: Connection,
+    host: str,
+    port: int,
+    kwargs: dict[str, Any],
+    run_one: RunOne,
+    *,
+    live: bool,
 ) -> None:
-    from echoprobe.fleet.load import run_load  # noqa: PLC0415 - that module imports this one
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     go: asyncio.Future[float | None] = loop.create_future()
@@ -182,7 +198,7 @@ async def _worker_run(
     start_at = await go  # a stop request before the start: an empty, interrupted report
     timeouts = Timeouts(**kwargs.pop("timeouts"))
     try:
-        report = await run_load(
+        report = await run_one(
             host,
             port,
             **kwargs,
@@ -373,14 +389,16 @@ async def run_workers(
     shared: dict[str, Any],
     shares: list[dict[str, Any]],
     config: dict[str, Any],
+    run_one: RunOne,
     start_at: datetime | None = None,
     on_tick: Callable[[LoadProgress], None] | None = None,
     stop: asyncio.Event | None = None,
     metrics: LoadMetrics | None = None,
     on_started: Callable[[list[int]], None] | None = None,
 ) -> LoadReport:
-    """Run `shares` (one `run_load` argument set each, plus `shared`) in worker processes and
-    merge their reports. `on_started` receives the workers' process ids once all are ready."""
+    """Run `shares` (one `run_one` argument set each, plus `shared`) in worker processes and
+    merge their reports. `run_one` is `run_load`, run by each worker with workers=1.
+    `on_started` receives the workers' process ids once all are ready."""
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("spawn")
     kwargs_shared = dict(shared)
@@ -395,7 +413,7 @@ async def run_workers(
             process = context.Process(
                 target=worker_main,
                 args=(index, child_end, host, port, {**kwargs_shared, **share}),
-                kwargs={"live": live_histograms},
+                kwargs={"run_one": run_one, "live": live_histograms},
                 name=f"echoprobe-load-{index}",
                 daemon=True,
             )

@@ -37,6 +37,7 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from echoprobe.cli import exit_codes
+from echoprobe.cli.cmd_load import workers_count
 from echoprobe.cli.common import (
     UsageError,
     add_association_options,
@@ -81,6 +82,7 @@ from echoprobe.report.table import OUTCOME_STYLE, render_table
 from echoprobe.results import Outcome, ProbeResult
 
 if TYPE_CHECKING:
+    from echoprobe.fleet.sweep_workers import WorkerResultStream
     from echoprobe.net.tls import TLSConfig
 
 PROG = "echoprobe sweep"
@@ -197,6 +199,14 @@ def register(subparsers: Any) -> None:
         type=_RATE,
         metavar="R",
         help="start at most R associations per second, with jitter (default: no limit)",
+    )
+    g.add_argument(
+        "--workers",
+        type=workers_count,
+        default=1,
+        metavar="N|auto",
+        help="split the targets between N processes by peer address (auto: one per usable "
+        "core); --concurrency and --rate are divided between them (default 1: no process)",
     )
     g.add_argument(
         "--dns-concurrency",
@@ -538,7 +548,7 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
     loop = asyncio.get_running_loop()
     err = plan.err
     signals: list[int] = []
-    streams: list[ResultStream] = []
+    streams: list[ResultStream | WorkerResultStream] = []
     live: Live | None = None
     summary = SweepSummary(timeouts=plan.timeouts, group_by=args.group_by)
     comparison = None if plan.previous is None else Comparison(plan.previous)
@@ -586,20 +596,32 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
     write_error: OSError | None = None
     refresher: asyncio.Task[None] | None = None
     try:
-        async with sweep(
-            plan.targets,
-            concurrency=args.concurrency,
-            per_host=args.per_host,
-            rate=args.rate,
-            timeouts=plan.timeouts,
-            calling_ae=args.calling_ae,
-            called_ae=args.called_ae,
-            repeat=args.repeat,
-            max_pdu=args.max_pdu,
-            dns_concurrency=args.dns_concurrency,
-            tls=plan.tls,
-            tls_all=args.tls_all,
-        ) as results:
+        options: dict[str, Any] = {
+            "concurrency": args.concurrency,
+            "per_host": args.per_host,
+            "rate": args.rate,
+            "timeouts": plan.timeouts,
+            "calling_ae": args.calling_ae,
+            "called_ae": args.called_ae,
+            "repeat": args.repeat,
+            "max_pdu": args.max_pdu,
+            "dns_concurrency": args.dns_concurrency,
+            "tls": plan.tls,
+            "tls_all": args.tls_all,
+        }
+        session: contextlib.AbstractAsyncContextManager[ResultStream | WorkerResultStream]
+        workers = 1
+        if args.workers != 1:
+            from echoprobe.fleet import sweep_workers as scale  # noqa: PLC0415 - only when asked
+
+            workers = scale.resolve_workers(args.workers)
+        if workers == 1:  # today's path, no process (also `auto` on one core)
+            session = sweep(plan.targets, **options)
+        else:
+            session = scale.sweep_workers(
+                plan.targets, workers=workers, total=plan.total_hint, **options
+            )
+        async with session as results:
             streams.append(results)
             stats = results.stats
             if signals:  # a signal came before the sweep began

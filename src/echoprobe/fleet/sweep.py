@@ -79,7 +79,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY: Final = 256
 GUARD_GRACE: Final = 2.0  # seconds past a probe's own deadline before the sweep steps in
-_END: Final = object()
+END_OF_RECORDS: Final = object()  # the last item of a record queue
 
 SweepInput = Target | InvalidTarget | str | Mapping[str, Any]
 """What `sweep()` takes: targets, invalid inputs (recorded as such), specs, inventory entries."""
@@ -221,12 +221,46 @@ class SweepStats:
 # --- the result stream ------------------------------------------------------------------------
 
 
-class ResultStream(AsyncIterator[ProbeResult]):
+class RecordQueue(AsyncIterator[ProbeResult]):
+    """Records read from a queue that ends with `END_OF_RECORDS`: async iteration, and
+    `take_ready()` for a caller that must quit at once and still keep what is done."""
+
+    def __init__(self, queue: asyncio.Queue[object]) -> None:
+        self.queue = queue
+        self._done = False
+
+    def take_ready(self) -> list[ProbeResult]:
+        """Every record finished and not yet read, without waiting."""
+        ready: list[ProbeResult] = []
+        queue = self.queue
+        while not self._done and not queue.empty():
+            item = queue.get_nowait()
+            if item is END_OF_RECORDS:
+                self._done = True
+            elif isinstance(item, ProbeResult):
+                ready.append(item)
+        return ready
+
+    def __aiter__(self) -> RecordQueue:
+        return self
+
+    async def __anext__(self) -> ProbeResult:
+        if self._done:
+            raise StopAsyncIteration
+        item = await self.queue.get()
+        if item is END_OF_RECORDS:
+            self._done = True
+            raise StopAsyncIteration
+        assert isinstance(item, ProbeResult)  # only records and the end are ever queued
+        return item
+
+
+class ResultStream(RecordQueue):
     """What `sweep()` yields: an async iterator of records, plus `stats` and `stop()`."""
 
     def __init__(self, engine: _Sweep) -> None:
+        super().__init__(engine.queue)
         self._engine = engine
-        self._done = False
 
     @property
     def stats(self) -> SweepStats:
@@ -238,32 +272,6 @@ class ResultStream(AsyncIterator[ProbeResult]):
         record (the rest of the source is read for that). Keep iterating: the stream ends when
         every record is out. Safe to call from a signal handler, and more than once."""
         self._engine.stop(drain=drain)
-
-    def take_ready(self) -> list[ProbeResult]:
-        """Every record finished and not yet read, without waiting: for a caller that must
-        quit at once (a second Ctrl-C) and still keep what is done."""
-        ready: list[ProbeResult] = []
-        queue = self._engine.queue
-        while not self._done and not queue.empty():
-            item = queue.get_nowait()
-            if item is _END:
-                self._done = True
-            elif isinstance(item, ProbeResult):
-                ready.append(item)
-        return ready
-
-    def __aiter__(self) -> ResultStream:
-        return self
-
-    async def __anext__(self) -> ProbeResult:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self._engine.queue.get()
-        if item is _END:
-            self._done = True
-            raise StopAsyncIteration
-        assert isinstance(item, ProbeResult)  # only records and _END are ever queued
-        return item
 
 
 @dataclass(slots=True)
@@ -359,7 +367,7 @@ class _Sweep:
         self.stats.ended = perf_counter()
         self.stats.dns_lookups = self._resolver.lookups
         self.stats.dns_cache_hits = self._resolver.cache_hits
-        await self.queue.put(_END)
+        await self.queue.put(END_OF_RECORDS)
 
     def stop(self, *, drain: bool = True) -> None:
         if not self._stopping:
@@ -403,18 +411,18 @@ class _Sweep:
 
     async def _next_item(self) -> object:
         if self._exhausted or (self._stopping and not self._drain):
-            return _END
+            return END_OF_RECORDS
         try:
             if self._async_iter is not None:
                 async with self._source_lock:
                     if self._exhausted:
-                        return _END
+                        return END_OF_RECORDS
                     return await anext(self._async_iter)
             assert self._sync_iter is not None
             return next(self._sync_iter)
         except (StopIteration, StopAsyncIteration):
             self._exhausted = True
-            return _END
+            return END_OF_RECORDS
         except Exception as exc:  # the source itself broke (a bug or an I/O error): say so
             self._exhausted = True
             logger.exception("reading targets failed")
@@ -429,7 +437,7 @@ class _Sweep:
                 record = await self._run(job)
             else:
                 item = await self._next_item()
-                if item is _END:
+                if item is END_OF_RECORDS:
                     return
                 try:
                     prepared = self._prepare(item)
@@ -904,7 +912,9 @@ async def sweep(
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "END_OF_RECORDS",
     "ProbeFn",
+    "RecordQueue",
     "ResolveFn",
     "Resolver",
     "ResultStream",

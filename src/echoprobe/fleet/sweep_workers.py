@@ -40,7 +40,15 @@ from typing import TYPE_CHECKING, Any, Final
 from echoprobe.errors import DNSError
 from echoprobe.fleet.limits import effective_concurrency
 from echoprobe.fleet.load_workers import split_evenly, usable_cores
-from echoprobe.fleet.sweep import ResolveFn, Resolver, SweepInput, SweepStats, sweep
+from echoprobe.fleet.sweep import (
+    END_OF_RECORDS,
+    RecordQueue,
+    ResolveFn,
+    Resolver,
+    SweepInput,
+    SweepStats,
+    sweep,
+)
 from echoprobe.fleet.targets import InvalidTarget, Target, TargetItem, coerce_target
 from echoprobe.options import Timeouts
 from echoprobe.results import Outcome, PeerInfo, ProbeResult
@@ -171,14 +179,13 @@ class _Worker:
                 self.down.send(message)
 
 
-class WorkerResultStream(AsyncIterator[ProbeResult]):
+class WorkerResultStream(RecordQueue):
     """What `sweep_workers()` yields: as `sweep()`'s `ResultStream` (records, stats, stop)."""
 
     def __init__(self, stats: SweepStats, stop: Callable[[bool], None]) -> None:
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        super().__init__(asyncio.Queue())
         self._stats = stats
         self._stop = stop
-        self._done = False
 
     @property
     def stats(self) -> SweepStats:
@@ -187,31 +194,6 @@ class WorkerResultStream(AsyncIterator[ProbeResult]):
     def stop(self, *, drain: bool = True) -> None:
         """Stop every worker (see `ResultStream.stop`); safe from a signal handler."""
         self._stop(drain)
-
-    def take_ready(self) -> list[ProbeResult]:
-        """Every record arrived and not yet read, without waiting."""
-        ready: list[ProbeResult] = []
-        while not self._done and not self.queue.empty():
-            item = self.queue.get_nowait()
-            if item is _END:
-                self._done = True
-            elif isinstance(item, ProbeResult):
-                ready.append(item)
-        return ready
-
-    def __aiter__(self) -> WorkerResultStream:
-        return self
-
-    async def __anext__(self) -> ProbeResult:
-        if self._done:
-            raise StopAsyncIteration
-        item = await self.queue.get()
-        if item is _END:
-            self._done = True
-            raise StopAsyncIteration
-        if not isinstance(item, ProbeResult):
-            raise TypeError(f"unexpected item {item!r}")
-        return item
 
 
 class _Parent:
@@ -392,7 +374,7 @@ class _Parent:
             self.stats.finished = True
             self.stats.in_flight = 0
             self.stats.ended = perf_counter()
-            self.stream.queue.put_nowait(_END)
+            self.stream.queue.put_nowait(END_OF_RECORDS)
 
     # -- stopping
 

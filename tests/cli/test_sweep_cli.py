@@ -423,3 +423,45 @@ def test_usage_errors_are_one_line() -> None:
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith("echoprobe sweep: error: ")
         assert "usage:" not in done.stderr
+
+
+def test_metrics_listen_counts_every_record(fleet: Fleet, tmp_path: Path) -> None:
+    """`--metrics-listen`: the final `echoprobe_sweep_targets_total` is the records written,
+    by outcome, scraped while the metrics linger after the sweep."""
+    import urllib.request
+
+    from tests.support.servers import free_port
+
+    port = free_port()
+    out = tmp_path / "metrics.jsonl"
+    targets = fleet["healthy"] + fleet["refuse"]
+    listen = ["--metrics-listen", f"127.0.0.1:{port}", "--metrics-linger", "20"]
+    proc = subprocess.Popen(
+        sweep_cmd(*targets, "--format", "jsonl", "-o", str(out), *listen),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_lines(out, len(targets))
+        text = ""
+        for _ in range(100):  # the sweep has written everything; the metrics linger
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if "echoprobe_sweep_targets_total" in text:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGINT)  # ends the linger
+        proc.communicate(timeout=30)
+    records = read_jsonl(out)
+    counts = Counter(r["outcome"] for r in records)
+    for outcome, count in counts.items():
+        assert f'echoprobe_sweep_targets_total{{outcome="{outcome}"}} {float(count)}' in text, text
+    assert "echoprobe_sweep_probe_duration_seconds_bucket" in text
+    assert "echoprobe_sweep_in_flight" in text

@@ -17,6 +17,8 @@ complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -s c -l concurrency
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l per-host -r -d 'associations at once per peer address (default 1; 0 = no limit)'
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l rate -r -d 'start at most R associations per second, with jitter (default: no limi'
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l workers -r -d 'split the targets between N processes by peer address (auto: one per u'
+complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l metrics-listen -r -d 'serve live Prometheus metrics on http://HOST:PORT/metrics while sweepi'
+complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l metrics-linger -r -d 'keep serving the final metrics S seconds after the sweep (default 0)'
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -l dns-concurrency -r -d 'name lookups at once (default 32; results are cached)'
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -o aet -l aetitle -r -d 'our calling AE title (default ECHOSCU)'
 complete -c echoprobe -n '__fish_seen_subcommand_from sweep' -o aec -l call -r -d 'called AE title for targets that name none (default ANY-SCP)'

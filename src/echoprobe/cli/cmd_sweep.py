@@ -37,7 +37,7 @@ from rich.progress_bar import ProgressBar
 from rich.text import Text
 
 from echoprobe.cli import exit_codes
-from echoprobe.cli.cmd_load import workers_count
+from echoprobe.cli.cmd_load import listen_address, workers_count
 from echoprobe.cli.common import (
     UsageError,
     add_association_options,
@@ -45,6 +45,7 @@ from echoprobe.cli.common import (
     add_tls_options,
     install_signals,
     new_runner,
+    non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
@@ -66,6 +67,7 @@ from echoprobe.fleet.targets import (
     parse_target,
 )
 from echoprobe.fleet.threaded_source import ThreadedSource
+from echoprobe.net.addresses import format_address
 from echoprobe.options import Timeouts
 from echoprobe.report.compare import (
     Comparison,
@@ -82,6 +84,8 @@ from echoprobe.report.table import OUTCOME_STYLE, render_table
 from echoprobe.results import Outcome, ProbeResult
 
 if TYPE_CHECKING:
+    from echoprobe.fleet.load_metrics import MetricsServer
+    from echoprobe.fleet.sweep_metrics import SweepMetrics
     from echoprobe.fleet.sweep_workers import WorkerResultStream
     from echoprobe.net.tls import TLSConfig
 
@@ -207,6 +211,20 @@ def register(subparsers: Any) -> None:
         metavar="N|auto",
         help="split the targets between N processes by peer address (auto: one per usable "
         "core); --concurrency and --rate are divided between them (default 1: no process)",
+    )
+    g.add_argument(
+        "--metrics-listen",
+        type=listen_address,
+        metavar="HOST:PORT",
+        help="serve live Prometheus metrics on http://HOST:PORT/metrics while sweeping "
+        "(echoprobe_sweep_targets_total{outcome}, durations, in flight)",
+    )
+    g.add_argument(
+        "--metrics-linger",
+        type=non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="keep serving the final metrics S seconds after the sweep (default 0)",
     )
     g.add_argument(
         "--dns-concurrency",
@@ -558,6 +576,7 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
         # any, says "stopping…" meanwhile). A second one quits at once, keeping every
         # finished record and saying how many targets are left without one.
         signals.append(signum)
+        signalled.set()
         if len(signals) == 1:
             if streams:
                 streams[0].stop()
@@ -591,6 +610,22 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
         )
         os._exit(SIGNAL_EXIT.get(signal.Signals(signals[0]), 128 + signals[0]))
 
+    signalled = asyncio.Event()  # set by the first signal (ends a metrics linger)
+    metrics: SweepMetrics | None = None
+    server: MetricsServer | None = None
+    if args.metrics_listen is not None:
+        from echoprobe.fleet.sweep_metrics import SweepMetrics  # noqa: PLC0415 - when asked
+
+        metrics = SweepMetrics(lambda: streams[0].stats if streams else None)
+        metrics.expect(plan.total_hint)
+        try:
+            server = metrics.serve(*args.metrics_listen)
+        except OSError as exc:
+            err.print(f"{PROG}: error: cannot serve metrics: {exc}", style="bold red")
+            return exit_codes.USAGE
+        if not args.quiet:
+            address = format_address(args.metrics_listen[0], server.port)
+            err.print(f"{PROG}: metrics on http://{address}/metrics", style="dim")
     installed = install_signals(loop, on_signal)
     stats: SweepStats | None = None
     write_error: OSError | None = None
@@ -635,6 +670,8 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
                 refresher = loop.create_task(_refresh(live))
             async for record in results:
                 summary.add(record)
+                if metrics is not None:
+                    metrics.record(record)
                 if comparison is not None:
                     comparison.add(record)
                 if plan.records is not None:
@@ -655,6 +692,12 @@ async def sweep_main(args: argparse.Namespace, plan: Plan) -> int:
         if plan.writer is not None:
             with contextlib.suppress(OSError):
                 plan.writer.close()
+        if server is not None:
+            # Linger for a last scrape of the final figures; a signal ends the wait.
+            if args.metrics_linger > 0 and not signals:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signalled.wait(), args.metrics_linger)
+            server.close()
     if isinstance(write_error, BrokenPipeError):
         # The reader went away (`| head`): end quietly, as a program killed by SIGPIPE.
         # stdout is pointed at /dev/null so that the interpreter's last flush is silent too.

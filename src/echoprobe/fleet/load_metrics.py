@@ -199,10 +199,10 @@ def _buckets(hist: LatencyHistogram) -> tuple[list[tuple[str, float]], float]:
 
 
 class MetricsServer:
-    """prometheus_client's HTTP server for one `LoadMetrics`, in a daemon thread."""
+    """prometheus_client's HTTP server for one registry, in a daemon thread."""
 
-    def __init__(self, metrics: LoadMetrics, host: str, port: int) -> None:
-        self._server, self._thread = start_http_server(port, addr=host, registry=metrics.registry)
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
 
     @property
     def port(self) -> int:
@@ -216,7 +216,7 @@ class MetricsServer:
 
 def serve_metrics(metrics: LoadMetrics, host: str, port: int) -> MetricsServer:
     """Serve `metrics` on http://host:port/metrics (port 0: any free port); raises OSError."""
-    return MetricsServer(metrics, host, port)
+    return MetricsServer(metrics.registry, host, port)
 
 
 __all__ = ["BOUNDS_SECONDS", "LoadMetrics", "MetricsServer", "serve_metrics"]

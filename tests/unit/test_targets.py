@@ -485,3 +485,20 @@ async def test_sweep_reports_duplicates_once() -> None:
 
 async def _no_dns(host: str, port: int) -> list[str]:
     raise AssertionError(f"no name should be resolved here ({host})")
+
+
+def test_target_count_for_progress_is_exact(tmp_path: Path) -> None:
+    """The progress total counts targets, not lines: no CSV header, comments or blank lines
+    (a 3,000-target CSV used to show 0/3,002)."""
+    from echoprobe.fleet.targets import count_targets_hint
+
+    csv_file = tmp_path / "fleet.csv"
+    csv_file.write_text("host,port\n# a comment\n\n10.0.0.1,104\n10.0.0.2,104\n")
+    lines = tmp_path / "fleet.txt"
+    lines.write_text("10.0.0.1\n10.0.0.2\n10.0.0.3")  # no newline at the end
+    yaml_file = tmp_path / "fleet.yaml"
+    yaml_file.write_text("- 10.0.0.1\n- 10.0.0.2\n")
+    assert count_targets_hint(csv_file) == 2
+    assert count_targets_hint(lines) == 3
+    assert count_targets_hint(yaml_file) is None  # entries are not lines
+    assert count_targets_hint(tmp_path / "missing.csv") is None

@@ -119,14 +119,19 @@ class EchoSCP:
     over TLS; a handshake must finish within `artim_timeout`.
 
     Args:
-        host, port, listen, same_port: where to listen (above); port 0 picks a free one.
-        ae_titles, calling_ae_titles: called / calling AE titles accepted (empty: any);
-            others get A-ASSOCIATE-RJ 1,1,7 / 1,1,3.
+        host: the address(es) to listen on, each with `port`.
+        port: their port; 0 picks a free one (shared by every host with `same_port`).
+        listen: (host, port) pairs instead of `host` and `port`.
+        same_port: port 0 means one port number for every host (default True).
+        ae_titles: called AE titles answered (empty: any); others get A-ASSOCIATE-RJ 1,1,7.
+        calling_ae_titles: calling AE titles accepted (empty: any); others get 1,1,3.
         transfer_syntaxes: accepted for Verification, in order of preference (default:
             Implicit VR LE, Explicit VR LE, Explicit VR BE).
         max_pdu: our Maximum Length (default 16384; 0: no limit).
-        faults, faults_by_address, faults_by_ae, ae_titles_by_address: misbehaviour and
-            titles per listener or called AE (`Faults`).
+        faults: misbehaviour of every listener (`Faults`; default none).
+        faults_by_address: faults per listening address (keys as above).
+        faults_by_ae: faults per called AE title, from the A-ASSOCIATE-RQ on.
+        ae_titles_by_address: called AE titles per listening address.
         max_associations: established associations at once (None: no limit); beyond it,
             A-ASSOCIATE-RJ 2,3,2 (transient, local-limit-exceeded).
         idle_timeout: close a connection with no whole PDU for this long (default 30 s).
@@ -140,7 +145,8 @@ class EchoSCP:
             it is refused (default 0: refused at once).
         max_pending_bytes: unfinished requests of connections not yet associated may hold
             this much together (default 16 MiB).
-        backlog, reuse_port: the listening sockets' backlog and SO_REUSEPORT.
+        backlog: the listening sockets' backlog (default 4096).
+        reuse_port: SO_REUSEPORT, for several SCP processes on the same addresses.
         tls: DICOM over TLS (above).
 
     Raises:

@@ -64,7 +64,7 @@ from echoprobe.fleet.limits import (
 )
 from echoprobe.fleet.targets import InvalidTarget, Target, coerce_target
 from echoprobe.net.addresses import literal_family
-from echoprobe.net.aio import Deadline
+from echoprobe.net.aio import Deadline, mark_retrieved
 from echoprobe.net.client import probe as _default_probe
 from echoprobe.net.errors_map import map_resolve_error
 from echoprobe.options import Timeouts
@@ -145,7 +145,7 @@ class Resolver:
         if task is None:
             self.lookups += 1
             task = asyncio.get_running_loop().create_task(self._lookup(host, port))
-            task.add_done_callback(_retrieve)
+            task.add_done_callback(mark_retrieved)  # a cached failure nobody awaited
             self._lookups[key] = task
         else:
             self.cache_hits += 1
@@ -176,12 +176,6 @@ class Resolver:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Mark a cached failure as retrieved, so asyncio does not log it when nobody awaited it.
-    if not task.cancelled():
-        task.exception()
 
 
 # --- statistics -------------------------------------------------------------------------------

@@ -242,8 +242,8 @@ class AssociationProtocol(AbortableProtocol):
 
 
 def mark_retrieved(done: asyncio.Future[Any]) -> None:
-    """Mark an outcome nobody will await as seen, so that a failure set on it after its task
-    was cancelled is not reported as "Future exception was never retrieved"."""
+    """Mark an outcome (a future or a task) nobody will await as seen, so that a failure set
+    on it is not reported as "Future exception was never retrieved"."""
     if done.done() and not done.cancelled():
         done.exception()
 

@@ -11,9 +11,9 @@ Rules (robustness #6, PS3.7 §9.3.5.2):
 
 from __future__ import annotations
 
-from functools import lru_cache
 from struct import Struct
 
+from echoprobe._memo import bounded_cache
 from echoprobe._values import value
 from echoprobe.dimse.command_set import CommandValue, decode_command, encode_command
 from echoprobe.dimse.fragment import fragment_command
@@ -52,7 +52,7 @@ def echo_request_pdus(message_id: int, context_id: int, max_fragment: int) -> by
     return head + _US.pack(message_id & 0xFFFF) + tail
 
 
-@lru_cache(maxsize=64)
+@bounded_cache(64)
 def _one_pdu_template(context_id: int, max_fragment: int) -> tuple[bytes, bytes] | None:
     # The whole P-DATA-TF around the Message ID, built once per (context, size): every echo of
     # a long association only patches two bytes.
@@ -178,7 +178,7 @@ def parse_echo_request(command: bytes) -> int:
     return msg_id
 
 
-@lru_cache(maxsize=64)
+@bounded_cache(64)
 def success_response_pdu(context_id: int) -> tuple[bytes, bytes]:
     """The P-DATA-TF of the canonical C-ECHO-RSP (status 0000H, one PDV on `context_id`), split
     around the two bytes of its Message ID Being Responded To: what nearly every SCP sends."""

@@ -7,7 +7,8 @@ in brackets (`[::1]`). Resolution itself is the driver's job (blocking or async)
 from __future__ import annotations
 
 import _socket as socket  # not socket.py: its enum tables cost echoscu's start-up
-from functools import lru_cache
+
+from echoprobe._memo import bounded_cache
 
 
 def strip_brackets(host: str) -> str:
@@ -16,7 +17,7 @@ def strip_brackets(host: str) -> str:
     return host
 
 
-@lru_cache(maxsize=4096)
+@bounded_cache(4096)
 def literal_family(host: str) -> int | None:
     """AF_INET / AF_INET6 when `host` is an IP literal, else None (a name to resolve)."""
     # inet_pton, not ipaddress: the same answer without ipaddress's import cost at start-up.

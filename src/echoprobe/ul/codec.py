@@ -13,9 +13,9 @@ Rules:
 
 from __future__ import annotations
 
-from functools import lru_cache
 from struct import Struct
 
+from echoprobe._memo import bounded_cache
 from echoprobe.errors import RemoteProtocolError
 from echoprobe.ul.constants import ItemType, PDUType
 from echoprobe.ul.pdu import (
@@ -383,7 +383,7 @@ def _decode_fixed(pdu_type: int, body: bytes) -> PDU:
     return Abort(body[2], body[3])
 
 
-@lru_cache(maxsize=64)
+@bounded_cache(64)
 def _decode_associate_cached(pdu_type: int, body: bytes) -> AssociateRQ | AssociateAC:
     # An SCP answers the same request with the same bytes, a client sends the same request
     # every time, and the decoded values are immutable: a sweep or load test decodes each

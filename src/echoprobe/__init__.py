@@ -16,8 +16,6 @@ Every exception is an `EchoprobeError`; every timeout is also a builtin `Timeout
 
 from __future__ import annotations
 
-import importlib
-
 # Not `typing.TYPE_CHECKING`: importing typing is part of the start-up cost this file avoids.
 TYPE_CHECKING = False
 
@@ -146,7 +144,9 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'echoprobe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    # __import__ with a fromlist returns the submodule itself, as importlib.import_module
+    # would; importlib is not imported for it (start-up time again).
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value
     return value
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 from echoprobe._values import field, fields_of, value
+from echoprobe.reply import EchoReply  # its home; re-exported here
 
-TYPE_CHECKING = False  # not typing's: echoscu imports this module, and typing costs its start-up
+__all__ = ["PHASES", "EchoReply", "EchoResult", "Outcome", "PeerInfo", "Phase", "ProbeResult"]
+
+TYPE_CHECKING = False  # not typing's: importing typing costs every command's start-up
 if TYPE_CHECKING:
     from typing import Any
 
@@ -64,16 +67,6 @@ class Phase(StrEnum):
 
 
 PHASES = tuple(p.value for p in Phase)
-
-
-@value
-class EchoReply:
-    """One C-ECHO exchange: our Message ID, the peer's status, round-trip milliseconds."""
-
-    message_id: int
-    status: int
-    rtt_ms: float
-    error_comment: str | None = None
 
 
 @value

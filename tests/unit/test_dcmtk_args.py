@@ -85,7 +85,7 @@ def test_option_or_parameter(arg: str, expected: bool) -> None:
 
 def test_short_options_are_stored_under_long_names() -> None:
     parsed = parse("-v", "host", "-n", "N", "104")
-    assert parsed.status is ParseStatus.NORMAL
+    assert parsed.status == ParseStatus.NORMAL
     assert parsed.args == ("--verbose", "host", "--name", "N", "104")
     assert (parsed.param(1), parsed.param(2)) == ("host", "104")
 
@@ -93,7 +93,7 @@ def test_short_options_are_stored_under_long_names() -> None:
 def test_values_are_taken_verbatim_even_when_they_look_like_options() -> None:
     parsed = parse("-n", "-v", "+p", "h", "1")
     # +p swallows the two parameters: they become its values.
-    assert parsed.status is ParseStatus.MISSING_PARAMETER
+    assert parsed.status == ParseStatus.MISSING_PARAMETER
     assert parsed.message == "Missing parameter peer"
     assert parsed.args == ("--name", "-v", "--pair", "h", "1")
     assert not parsed.has("--verbose")
@@ -101,7 +101,7 @@ def test_values_are_taken_verbatim_even_when_they_look_like_options() -> None:
 
 def test_unknown_option_keeps_raw_spelling_and_stops() -> None:
     parsed = parse("-v", "-zz", "--nonsense")
-    assert parsed.status is ParseStatus.UNKNOWN_OPTION
+    assert parsed.status == ParseStatus.UNKNOWN_OPTION
     assert parsed.message == "Unknown option -zz"
     assert parse("+z").message == "Unknown option +z"
     assert parse("--").message == "Unknown option --"
@@ -110,22 +110,22 @@ def test_unknown_option_keeps_raw_spelling_and_stops() -> None:
 def test_missing_value_uses_long_name() -> None:
     assert parse("h", "1", "-n").message == "Missing value for option --name"
     assert parse("+p", "only-one").message == "Missing value for option --pair"
-    assert parse("+p", "a", "b").status is ParseStatus.MISSING_PARAMETER
+    assert parse("+p", "a", "b").status == ParseStatus.MISSING_PARAMETER
 
 
 def test_unknown_option_even_with_exclusive_option() -> None:
-    assert parse("-h", "-zz").status is ParseStatus.UNKNOWN_OPTION
-    assert parse("-zz", "-h").status is ParseStatus.UNKNOWN_OPTION
+    assert parse("-h", "-zz").status == ParseStatus.UNKNOWN_OPTION
+    assert parse("-zz", "-h").status == ParseStatus.UNKNOWN_OPTION
 
 
 def test_parameter_count() -> None:
-    assert parse().status is ParseStatus.NO_ARGUMENTS
+    assert parse().status == ParseStatus.NO_ARGUMENTS
     assert parse("h").message == "Missing parameter port"
     assert parse("-v").message == "Missing parameter peer"
     assert parse("a", "b", "c").message == "Too many parameters"
-    assert parse("a", "b", "c", "-h").status is ParseStatus.EXCLUSIVE
-    assert parse("-h").status is ParseStatus.EXCLUSIVE
-    assert parse("", "").status is ParseStatus.NORMAL  # empty words are parameters
+    assert parse("a", "b", "c", "-h").status == ParseStatus.EXCLUSIVE
+    assert parse("-h").status == ParseStatus.EXCLUSIVE
+    assert parse("", "").status == ParseStatus.NORMAL  # empty words are parameters
 
 
 def test_last_occurrence_wins() -> None:

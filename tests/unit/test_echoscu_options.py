@@ -243,7 +243,7 @@ def test_port_is_checked_before_logging_options() -> None:
         (("-ll", "bogus", "-ll", "error"), Level.ERROR),
     ],
 )
-def test_log_level(argv: tuple[str, ...], level: Level) -> None:
+def test_log_level(argv: tuple[str, ...], level: int) -> None:
     cfg = config(*argv, *PEER)
     assert cfg.log_level == level
     assert cfg.log_config is None
@@ -509,10 +509,10 @@ def test_tls_rules(argv: tuple[str, ...], message: str) -> None:
 def test_tls_defaults() -> None:
     tls = config(*PEER).tls
     assert not tls.enabled
-    assert tls.profile is TlsProfile.BCP195_RFC8996
-    assert tls.key_format is KeyFormat.PEM
-    assert tls.peer_certificate is PeerCertificate.REQUIRE
-    assert tls.crl_mode is CrlMode.NONE
+    assert tls.profile == TlsProfile.BCP195_RFC8996
+    assert tls.key_format == KeyFormat.PEM
+    assert tls.peer_certificate == PeerCertificate.REQUIRE
+    assert tls.crl_mode == CrlMode.NONE
     assert tls.password is None
     assert tls.server_name is None
 
@@ -534,17 +534,17 @@ def test_tls_rightmost_wins_and_cumulative_options() -> None:
     assert tls.authenticate
     assert (tls.key_file, tls.cert_file) == ("key.pem", "cert.pem")
     assert tls.password == "two"
-    assert tls.key_format is KeyFormat.DER
+    assert tls.key_format == KeyFormat.DER
     assert tls.ca_files == ("a.pem", "b.pem")
     assert tls.ca_dirs == ("dir1", "dir2")
     assert tls.crl_files == ("r.crl",)
-    assert tls.crl_mode is CrlMode.LEAF
-    assert tls.profile is TlsProfile.BCP195_ND
+    assert tls.crl_mode == CrlMode.LEAF
+    assert tls.profile == TlsProfile.BCP195_ND
     assert tls.ciphers == ("TLS_X", "TLS_Y")
     assert tls.server_name == "pacs.example"
     assert tls.seed_file == "seed"
     assert tls.write_seed_file == "seed"  # +ws is rightmost: write back to the seed file
-    assert tls.peer_certificate is PeerCertificate.IGNORE
+    assert tls.peer_certificate == PeerCertificate.IGNORE
 
 
 def test_tls_mode_switches() -> None:
@@ -556,9 +556,9 @@ def test_tls_mode_switches() -> None:
     assert tls.authenticate
     assert tls.password == ""
     assert config("+tla", "+pw", "x", "+tls", "k", "c", *PEER).tls.password == "x"
-    assert config("+tla", "+cra", *PEER).tls.crl_mode is CrlMode.ALL
-    assert config("+tla", "+pm", *PEER).tls.profile is TlsProfile.BCP195_RFC8996_MODIFIED
-    assert config("+tla", "+pa", *PEER).tls.profile is TlsProfile.AES
+    assert config("+tla", "+cra", *PEER).tls.crl_mode == CrlMode.ALL
+    assert config("+tla", "+pm", *PEER).tls.profile == TlsProfile.BCP195_RFC8996_MODIFIED
+    assert config("+tla", "+pa", *PEER).tls.profile == TlsProfile.AES
     assert config("--no-sni", *PEER).tls.server_name is None  # needs no TLS, like DCMTK
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
 
 from echoprobe import __version__
 from echoprobe._values import field, replace, value
@@ -56,7 +55,7 @@ from echoprobe.report.dcmtk_log import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import TextIO
+    from typing import Final, TextIO
 
 __all__ = [
     "APP_LOGGER",
@@ -290,31 +289,35 @@ _PROFILE_BLOCK = (
 )
 
 
-class KeyFormat(Enum):
-    PEM = "pem"
-    DER = "der"
+# The TLS choices hold the values of `net.tls_settings`' enums, which `echoscu_tls` converts
+# to; plain strings here because `enum` (and `ssl`) are imported only once TLS is asked for.
 
 
-class CrlMode(Enum):
-    NONE = "none"
-    LEAF = "leaf"  # +crv; also what a successfully loaded +crl file turns NONE into
-    ALL = "all"  # +cra
+class KeyFormat:
+    PEM: Final = "pem"
+    DER: Final = "der"
 
 
-class PeerCertificate(Enum):
-    REQUIRE = "require"  # -rc (default)
-    IGNORE = "ignore"  # -ic
+class CrlMode:
+    NONE: Final = "none"
+    LEAF: Final = "leaf"  # +crv; also what a successfully loaded +crl file turns NONE into
+    ALL: Final = "all"  # +cra
 
 
-class TlsProfile(Enum):
-    BCP195_RFC8996 = "+pg"  # 3.6.8 default
-    BCP195_RFC8996_MODIFIED = "+pm"
-    BCP195_ND = "+py"
-    BCP195 = "+px"
-    BCP195_EXTENDED = "+pz"
-    BASIC = "+pb"
-    AES = "+pa"
-    NULL = "+pn"
+class PeerCertificate:
+    REQUIRE: Final = "require"  # -rc (default)
+    IGNORE: Final = "ignore"  # -ic
+
+
+class TlsProfile:
+    BCP195_RFC8996: Final = "+pg"  # 3.6.8 default
+    BCP195_RFC8996_MODIFIED: Final = "+pm"
+    BCP195_ND: Final = "+py"
+    BCP195: Final = "+px"
+    BCP195_EXTENDED: Final = "+pz"
+    BASIC: Final = "+pb"
+    AES: Final = "+pa"
+    NULL: Final = "+pn"
 
 
 _PROFILES = {
@@ -338,17 +341,17 @@ class TlsSettings:
     key_file: str | None = None
     cert_file: str | None = None
     password: str | None = None  # None: ask on the terminal (+ps); "" for -pw
-    key_format: KeyFormat = KeyFormat.PEM
+    key_format: str = KeyFormat.PEM
     ca_files: tuple[str, ...] = ()  # +cf, command-line order
     ca_dirs: tuple[str, ...] = ()  # +cd
     crl_files: tuple[str, ...] = ()  # +crl
-    crl_mode: CrlMode = CrlMode.NONE
-    profile: TlsProfile = TlsProfile.BCP195_RFC8996
+    crl_mode: str = CrlMode.NONE
+    profile: str = TlsProfile.BCP195_RFC8996
     ciphers: tuple[str, ...] = ()  # +cs, command-line order, as typed
     server_name: str | None = None  # --request-sni
     seed_file: str | None = None  # +rs
     write_seed_file: str | None = None  # +ws (= seed_file) or +wf
-    peer_certificate: PeerCertificate = PeerCertificate.REQUIRE
+    peer_certificate: str = PeerCertificate.REQUIRE
 
 
 @value
@@ -379,7 +382,7 @@ class EchoscuConfig:
     assoc_warnings: tuple[str, ...] = ()
 
     @property
-    def log_level(self) -> Level:
+    def log_level(self) -> int:
         """Root level chosen with -q/-v/-d/-ll (WARN by default; see ``log`` for -lc)."""
         return self.log.level
 
@@ -559,7 +562,7 @@ def _int32(value: int) -> int:
 
 
 def _log_setup(parsed: ParsedArgs) -> LogSetup:
-    level: Level | None = None
+    level: int | None = None
     names = {"--debug": Level.DEBUG, "--verbose": Level.INFO, "--quiet": Level.FATAL}
     for name, _ in parsed.block(_LOG_BLOCK):
         level = names[name]
@@ -652,7 +655,7 @@ def _tls_settings(parsed: ParsedArgs) -> TlsSettings:
             _require(name, secure)
     if parsed.has("--cipher"):
         _require("--cipher", secure)
-        if profile is TlsProfile.BCP195_EXTENDED:
+        if profile == TlsProfile.BCP195_EXTENDED:
             raise CommandLineError("--cipher not allowed with --profile-bcp195-ex")
     return TlsSettings(
         enabled=secure,
@@ -710,8 +713,8 @@ def parse_echoscu(argv: Sequence[str], prog: str) -> Parsed:
     except CommandLineError as exc:
         return _error(exc.message)
     parsed = TABLE.parse(expanded, prog)
-    if parsed.status is ParseStatus.NO_ARGUMENTS or (
-        parsed.status is ParseStatus.EXCLUSIVE and parsed.has("--help")
+    if parsed.status == ParseStatus.NO_ARGUMENTS or (
+        parsed.status == ParseStatus.EXCLUSIVE and parsed.has("--help")
     ):
         return Exit(0, stdout=usage_text())
     if not parsed.ok:

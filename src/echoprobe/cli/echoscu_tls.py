@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from echoprobe.cli.echoscu_options import CrlMode, PeerCertificate, TlsSettings
+from echoprobe.cli.echoscu_options import PeerCertificate, TlsSettings
 from echoprobe.errors import ProbeError, TLSConfigError
 from echoprobe.net import blocking
 from echoprobe.net.tls import (
@@ -54,25 +54,24 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID_INPUT_FILE = 22  # +vc / +rc failed
 
-_CRL_MODES = {CrlMode.NONE: CRLMode.NONE, CrlMode.LEAF: CRLMode.LEAF, CrlMode.ALL: CRLMode.ALL}
 _LEVELS = {"fatal": Level.FATAL, "error": Level.ERROR, "warning": Level.WARN}
 
 
 def to_config(settings: TlsSettings) -> TLSConfig:
     """The `TLSConfig` for echoscu's TLS options (right-to-left order of repeated options)."""
     return TLSConfig(
-        profile=TLSProfile(settings.profile.value),
+        profile=TLSProfile(settings.profile),
         key_file=settings.key_file if settings.authenticate else None,
         cert_file=settings.cert_file if settings.authenticate else None,
-        key_format=KeyFormat(settings.key_format.value),
+        key_format=KeyFormat(settings.key_format),
         password=settings.password,
         ca_files=tuple(reversed(settings.ca_files)),
         ca_dirs=tuple(reversed(settings.ca_dirs)),
         crl_files=tuple(reversed(settings.crl_files)),
-        crl_mode=_CRL_MODES[settings.crl_mode],
+        crl_mode=CRLMode(settings.crl_mode),
         verify_peer=(
             PeerVerification.IGNORE
-            if settings.peer_certificate is PeerCertificate.IGNORE
+            if settings.peer_certificate == PeerCertificate.IGNORE
             else PeerVerification.REQUIRE
         ),
         server_name=settings.server_name,
@@ -119,7 +118,7 @@ def prepare(cfg: EchoscuConfig, log: DcmtkLogger) -> Session | int | None:
     if cfg.verify_cert is not None:
         return _verify(cfg.verify_cert, session, log)
     if cfg.is_root_cert is not None:
-        return _root(cfg.is_root_cert, KeyFormat(settings.key_format.value), log)
+        return _root(cfg.is_root_cert, KeyFormat(settings.key_format), log)
     return session
 
 

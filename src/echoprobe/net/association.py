@@ -43,6 +43,7 @@ from echoprobe.errors import (
 )
 from echoprobe.net.outcome import AssociationOutcome, TimedOut, Wait
 from echoprobe.options import AssociationOptions, Timeouts
+from echoprobe.reply import EchoReply
 from echoprobe.ul.connection import ULConnection
 from echoprobe.ul.events import (
     NEED_DATA,
@@ -90,8 +91,6 @@ Driver = Generator[Wait, "bytes | TimedOut", "AssociationOutcome"]
 
 if TYPE_CHECKING:
     from typing import Protocol
-
-    from echoprobe.results import EchoReply
 
     class Observer(Protocol):
         """Hooks for callers that report progress (echoscu's log lines). All optional in effect:
@@ -289,8 +288,6 @@ def run_association(
     obs.association_accepted(event.accept, event.raw, negotiated)
 
     # --- C-ECHO exchanges (PS3.7 §9.3.5) ------------------------------------------------
-    from echoprobe.results import EchoReply  # noqa: PLC0415 - keeps echoscu's start-up light
-
     replies: list[EchoReply] = []
     accepted_ids = frozenset(cid for cid, result in negotiated.context_results if result == 0)
     reassembler = Reassembler(accepted_ids)

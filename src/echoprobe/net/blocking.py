@@ -34,6 +34,7 @@ from echoprobe.errors import ConnectionLost, EchoprobeError, ProbeError
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
 from echoprobe.net.outcome import AssociationOutcome, TimedOut, Wait
+from echoprobe.reply import EchoReply
 from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES
 from echoprobe.ul.framing import FrameLimits
 from echoprobe.ul.negotiation import Negotiated, usual_accept
@@ -389,7 +390,6 @@ class _Usual:
 
     def run(self, io: _KernelTimeouts | _PythonTimeouts) -> AssociationOutcome | None:
         """The usual conversation to its end, or None where it stops being the usual one."""
-        from echoprobe.results import EchoReply  # noqa: PLC0415 - as the procedure does
 
         timeouts, observer, made, answers = self.timeouts, self.observer, self.made, self.answers
         self.started = start = clock()

@@ -29,7 +29,7 @@ from echoprobe.errors import EchoprobeError
 from echoprobe.net.aio import AbortableProtocol, AssociationProtocol, mark_retrieved
 from echoprobe.net.association import AssociationOutcome, EchoTally
 from echoprobe.net.procedure import request_for, start_procedure
-from echoprobe.results import EchoReply
+from echoprobe.reply import EchoReply
 from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES
 from echoprobe.ul.framing import FrameLimits
 from echoprobe.ul.negotiation import Negotiated, usual_accept

@@ -8,22 +8,35 @@ conversation is not the usual one. `net.association` re-exports all three.
 
 from __future__ import annotations
 
-from enum import Enum
-
 from echoprobe._values import record
 
 TYPE_CHECKING = False  # not typing's: echoscu's start-up must not pay for importing typing
 if TYPE_CHECKING:
+    from typing import ClassVar
+
     from echoprobe.errors import ProbeError
-    from echoprobe.results import EchoReply
+    from echoprobe.reply import EchoReply
     from echoprobe.ul.negotiation import Negotiated
 
 
-class TimedOut(Enum):
-    """What a driver answers instead of bytes when a wait ran out."""
+class TimedOut:
+    """What a driver answers instead of bytes when a wait ran out: one of its two instances,
+    compared with `is` (a two-member class, not an `Enum`: `enum` costs echoscu's start-up).
+    """
 
-    DEADLINE = "deadline"  # the wait's deadline (phase or absolute) passed
-    SOCKET = "socket"  # the per-read socket timeout passed first
+    __slots__ = ("value",)
+    DEADLINE: ClassVar[TimedOut]  # the wait's deadline (phase or absolute) passed
+    SOCKET: ClassVar[TimedOut]  # the per-read socket timeout passed first
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"TimedOut.{self.value.upper()}"
+
+
+TimedOut.DEADLINE = TimedOut("deadline")
+TimedOut.SOCKET = TimedOut("socket")
 
 
 @record  # not frozen: one is made per wait, and a frozen __init__ costs more

@@ -51,7 +51,7 @@ class LogConfig:
 class LogSetup:
     """What the command line asked for: a root level, or a configuration file."""
 
-    level: Level = Level.WARN
+    level: int = Level.WARN
     config: LogConfig | None = None
 
     @property

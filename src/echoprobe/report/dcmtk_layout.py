@@ -17,7 +17,7 @@ import os
 import time
 
 from echoprobe.report.dcmtk_config import atoi, hostname
-from echoprobe.report.dcmtk_levels import LEVEL_NAMES, Level
+from echoprobe.report.dcmtk_levels import LEVEL_NAMES
 
 __all__ = ["EMPTY_CONVERTERS", "Converter", "Event", "Layout", "PatternLayout", "SimpleLayout"]
 
@@ -27,7 +27,7 @@ _START = time.time()  # %r: milliseconds since the program started
 class Event:
     __slots__ = ("level", "logger", "message", "stamp")
 
-    def __init__(self, level: Level, logger: str, message: str, stamp: float) -> None:
+    def __init__(self, level: int, logger: str, message: str, stamp: float) -> None:
         self.level = level
         self.logger = logger
         self.message = message

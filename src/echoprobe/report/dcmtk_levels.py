@@ -15,14 +15,13 @@ Rules of this module (DCMTK 3.6.8, oflog/libsrc/oflog.cc):
 from __future__ import annotations
 
 import sys
-from enum import IntEnum
 
 from echoprobe._values import value
 
 # typing.TYPE_CHECKING without importing typing (start-up time); mypy honours the name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import Final, TextIO
 
 __all__ = [
     "DCMDATA",
@@ -47,16 +46,20 @@ DCMDATA = "dcmtk.dcmdata"
 DCMTLS = "dcmtk.dcmtls"
 
 
-class Level(IntEnum):
-    """log4cplus log levels (``ALL`` is an alias of ``TRACE`` there too)."""
+class Level:
+    """log4cplus log levels (``ALL`` is an alias of ``TRACE`` there too).
 
-    TRACE = 0
-    DEBUG = 10000
-    INFO = 20000
-    WARN = 30000
-    ERROR = 40000
-    FATAL = 50000
-    OFF = 60000
+    Plain ``int`` constants, as log4cplus's and Python's ``logging`` levels are: an ``IntEnum``
+    would import ``enum``, about 3 ms of ``echoscu``'s start-up. ``LEVEL_NAMES`` names them.
+    """
+
+    TRACE: Final = 0
+    DEBUG: Final = 10000
+    INFO: Final = 20000
+    WARN: Final = 30000
+    ERROR: Final = 40000
+    FATAL: Final = 50000
+    OFF: Final = 60000
 
 
 LEVEL_NAMES: dict[int, str] = {
@@ -68,7 +71,7 @@ LEVEL_NAMES: dict[int, str] = {
     Level.FATAL: "FATAL",
     Level.OFF: "OFF",
 }
-_LEVELS_BY_NAME: dict[str, Level] = {name: Level(value) for value, name in LEVEL_NAMES.items()}
+_LEVELS_BY_NAME: dict[str, int] = {name: value for value, name in LEVEL_NAMES.items()}
 _LEVELS_BY_NAME["ALL"] = Level.TRACE
 _PREFIX: dict[int, str] = {value: name[0] + ": " for value, name in LEVEL_NAMES.items()}
 
@@ -82,7 +85,7 @@ def ascii_upper(text: str) -> str:
     return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in text)
 
 
-def parse_level(text: str) -> Level | None:
+def parse_level(text: str) -> int | None:
     """Level for a log4cplus level name (case-insensitive, ``ALL`` = ``TRACE``), else None."""
     return _LEVELS_BY_NAME.get(ascii_upper(text))
 
@@ -108,7 +111,7 @@ def write_text(stream: TextIO, text: str) -> None:
     buffer.flush()
 
 
-def render_default(level: Level, message: str) -> str:
+def render_default(level: int, message: str) -> str:
     """The text the default setup writes for one message: ``%P: %m%n`` for every line."""
     prefix = _PREFIX[level]
     return "".join(prefix + line + "\n" for line in message.split("\n"))
@@ -118,7 +121,7 @@ def render_default(level: Level, message: str) -> str:
 class LogRecord:
     """A log call kept for later, e.g. the ``--arguments`` line before logging is set up."""
 
-    level: Level
+    level: int  # a `Level`
     message: str
     logger: str = ROOT
     forced: bool = False  # log4cplus forcedLog: bypasses the logger level, not thresholds

@@ -128,7 +128,7 @@ class DcmtkLogger:
 
     def __init__(
         self,
-        level: Level = Level.WARN,
+        level: int = Level.WARN,
         *,
         stream: TextIO | None = None,
         app_logger: str = "dcmtk.apps",
@@ -161,7 +161,7 @@ class DcmtkLogger:
 
     # -- queries -----------------------------------------------------------------------
 
-    def is_enabled(self, level: Level, *, logger: str | None = None) -> bool:
+    def is_enabled(self, level: int, *, logger: str | None = None) -> bool:
         """Would a message at ``level`` be logged? Lets callers skip building debug text."""
         if self._fast:
             return level >= self._root_level
@@ -174,7 +174,7 @@ class DcmtkLogger:
 
     # -- logging -----------------------------------------------------------------------
 
-    def log(self, level: Level, message: str, *, logger: str | None = None) -> None:
+    def log(self, level: int, message: str, *, logger: str | None = None) -> None:
         """Log ``message`` (may hold newlines: each line gets the prefix)."""
         if self._fast:
             if level >= self._root_level:
@@ -185,7 +185,7 @@ class DcmtkLogger:
         if level >= self._effective_level(name):
             self._call_appenders(Event(level, name, message, time.time()))
 
-    def forced_log(self, level: Level, message: str, *, logger: str = ROOT) -> None:
+    def forced_log(self, level: int, message: str, *, logger: str = ROOT) -> None:
         """Log regardless of logger levels (log4cplus forcedLog; thresholds still apply)."""
         if self._fast:
             write_text(self._default_stream or sys.stderr, render_default(level, message))

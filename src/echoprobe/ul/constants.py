@@ -1,11 +1,14 @@
 """PS3.8 constants: PDU and item types, reject/abort codes and their DCMTK-style names.
 
 Pure data. Values are as the standard spells them (PS3.8 §9.3, Tables 9-21 and 9-26).
+
+The coded fields are classes of plain `int` constants, not `IntEnum`s: the codec compares wire
+bytes with them, a peer may send any value (reserved ones included), and `enum` with what it
+imports costs `echoscu` about 3 ms of its start-up, more than its whole margin over DCMTK's.
+The `*_TEXT` tables name the values.
 """
 
 from __future__ import annotations
-
-from enum import IntEnum
 
 # `Final` is for type checkers only; importing typing costs echoscu start-up time.
 TYPE_CHECKING = False
@@ -27,79 +30,79 @@ DEFAULT_MAX_PDU: Final = 16384  # DCMTK's default Maximum Length
 AE_TITLE_LENGTH: Final = 16
 
 
-class PDUType(IntEnum):
+class PDUType:
     """PS3.8 §9.3.1: the first byte of every PDU."""
 
-    A_ASSOCIATE_RQ = 0x01
-    A_ASSOCIATE_AC = 0x02
-    A_ASSOCIATE_RJ = 0x03
-    P_DATA_TF = 0x04
-    A_RELEASE_RQ = 0x05
-    A_RELEASE_RP = 0x06
-    A_ABORT = 0x07
+    A_ASSOCIATE_RQ: Final = 0x01
+    A_ASSOCIATE_AC: Final = 0x02
+    A_ASSOCIATE_RJ: Final = 0x03
+    P_DATA_TF: Final = 0x04
+    A_RELEASE_RQ: Final = 0x05
+    A_RELEASE_RP: Final = 0x06
+    A_ABORT: Final = 0x07
 
 
-class ItemType(IntEnum):
+class ItemType:
     """PS3.8 §9.3.2-9.3.3 and Annex D: variable items and user-information sub-items."""
 
-    APPLICATION_CONTEXT = 0x10
-    PRESENTATION_CONTEXT_RQ = 0x20
-    PRESENTATION_CONTEXT_AC = 0x21
-    ABSTRACT_SYNTAX = 0x30
-    TRANSFER_SYNTAX = 0x40
-    USER_INFORMATION = 0x50
-    MAXIMUM_LENGTH = 0x51
-    IMPLEMENTATION_CLASS_UID = 0x52
-    ASYNCHRONOUS_OPERATIONS_WINDOW = 0x53
-    SCP_SCU_ROLE_SELECTION = 0x54
-    IMPLEMENTATION_VERSION_NAME = 0x55
-    SOP_CLASS_EXTENDED_NEGOTIATION = 0x56
-    SOP_CLASS_COMMON_EXTENDED_NEGOTIATION = 0x57
-    USER_IDENTITY_RQ = 0x58
-    USER_IDENTITY_AC = 0x59
+    APPLICATION_CONTEXT: Final = 0x10
+    PRESENTATION_CONTEXT_RQ: Final = 0x20
+    PRESENTATION_CONTEXT_AC: Final = 0x21
+    ABSTRACT_SYNTAX: Final = 0x30
+    TRANSFER_SYNTAX: Final = 0x40
+    USER_INFORMATION: Final = 0x50
+    MAXIMUM_LENGTH: Final = 0x51
+    IMPLEMENTATION_CLASS_UID: Final = 0x52
+    ASYNCHRONOUS_OPERATIONS_WINDOW: Final = 0x53
+    SCP_SCU_ROLE_SELECTION: Final = 0x54
+    IMPLEMENTATION_VERSION_NAME: Final = 0x55
+    SOP_CLASS_EXTENDED_NEGOTIATION: Final = 0x56
+    SOP_CLASS_COMMON_EXTENDED_NEGOTIATION: Final = 0x57
+    USER_IDENTITY_RQ: Final = 0x58
+    USER_IDENTITY_AC: Final = 0x59
 
 
-class ContextResult(IntEnum):
+class ContextResult:
     """PS3.8 Table 9-18: Result/Reason of a presentation context in an A-ASSOCIATE-AC."""
 
-    ACCEPTANCE = 0
-    USER_REJECTION = 1
-    NO_REASON = 2
-    ABSTRACT_SYNTAX_NOT_SUPPORTED = 3
-    TRANSFER_SYNTAXES_NOT_SUPPORTED = 4
+    ACCEPTANCE: Final = 0
+    USER_REJECTION: Final = 1
+    NO_REASON: Final = 2
+    ABSTRACT_SYNTAX_NOT_SUPPORTED: Final = 3
+    TRANSFER_SYNTAXES_NOT_SUPPORTED: Final = 4
 
 
-class RejectResult(IntEnum):
+class RejectResult:
     """PS3.8 Table 9-21."""
 
-    REJECTED_PERMANENT = 1
-    REJECTED_TRANSIENT = 2
+    REJECTED_PERMANENT: Final = 1
+    REJECTED_TRANSIENT: Final = 2
 
 
-class RejectSource(IntEnum):
-    SERVICE_USER = 1
-    SERVICE_PROVIDER_ACSE = 2
-    SERVICE_PROVIDER_PRESENTATION = 3
+class RejectSource:
+    SERVICE_USER: Final = 1
+    SERVICE_PROVIDER_ACSE: Final = 2
+    SERVICE_PROVIDER_PRESENTATION: Final = 3
 
 
-class AbortSource(IntEnum):
+class AbortSource:
     """PS3.8 Table 9-26 (value 1 is reserved)."""
 
-    SERVICE_USER = 0
-    RESERVED = 1
-    SERVICE_PROVIDER = 2
+    SERVICE_USER: Final = 0
+    RESERVED: Final = 1
+    SERVICE_PROVIDER: Final = 2
 
 
-class AbortReason(IntEnum):
+class AbortReason:
     """PS3.8 Table 9-26, meaningful when the source is the service provider."""
 
-    NOT_SPECIFIED = 0
-    UNRECOGNIZED_PDU = 1
-    UNEXPECTED_PDU = 2
-    RESERVED = 3
-    UNRECOGNIZED_PDU_PARAMETER = 4
-    UNEXPECTED_PDU_PARAMETER = 5
-    INVALID_PDU_PARAMETER_VALUE = 6
+    NOT_SPECIFIED: Final = 0
+    UNRECOGNIZED_PDU: Final = 1
+    UNEXPECTED_PDU: Final = 2
+    RESERVED: Final = 3
+    UNRECOGNIZED_PDU_PARAMETER: Final = 4
+    UNEXPECTED_PDU_PARAMETER: Final = 5
+    INVALID_PDU_PARAMETER_VALUE: Final = 6
 
 
 REJECT_RESULT_TEXT: Final = {1: "Rejected Permanent", 2: "Rejected Transient"}

@@ -1,4 +1,9 @@
-"""Build-time choice of the console scripts (hatchling metadata hook, pyproject.toml).
+"""The `echoscu` and `echoprobe-echoscu` commands (a hatchling build hook, pyproject.toml).
+
+`echoprobe` and `check_dicom` are console-script entry points ([project.scripts]). The two
+echoscu names are scripts (`scripts/`, installed from the wheel's data), because the launchers
+installers write for entry points import `re`, which costs `echoscu` about 5 ms of the start-up
+it must win against DCMTK's.
 
 echoprobe's `echoscu` is a drop-in for DCMTK's, so an environment whose bin/ comes first on
 the PATH shadows DCMTK's. Building with ECHOPROBE_NO_ECHOSCU=1 leaves the `echoscu` name out;
@@ -13,13 +18,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from hatchling.metadata.plugin.interface import MetadataHookInterface
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-SCRIPTS = {
-    "echoscu": "echoprobe.cli.echoscu:main",
-    "echoprobe-echoscu": "echoprobe.cli.echoscu:main",
-    "echoprobe": "echoprobe.cli.echoprobe:run",
-    "check_dicom": "echoprobe.cli.cmd_check:run_plugin",
+# file in this tree → installed name (echoprobe-echoscu is a link to the same launcher)
+LAUNCHERS = {
+    "scripts/echoscu": "echoscu",
+    "scripts/echoprobe-echoscu": "echoprobe-echoscu",
 }
 
 
@@ -28,11 +32,13 @@ def without_echoscu() -> bool:
     return os.environ.get("ECHOPROBE_NO_ECHOSCU", "").strip().lower() not in ("", "0", "no")
 
 
-class ConsoleScripts(MetadataHookInterface):
-    """Fills [project.scripts] (declared dynamic in pyproject.toml)."""
+class Launchers(BuildHookInterface):
+    """Puts the echoscu launchers in the wheel's scripts (editable wheels too)."""
 
-    def update(self, metadata: dict[str, Any]) -> None:
-        scripts = dict(SCRIPTS)
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name != "wheel":
+            return
+        launchers = dict(LAUNCHERS)
         if without_echoscu():
-            del scripts["echoscu"]
-        metadata["scripts"] = scripts
+            del launchers["scripts/echoscu"]
+        build_data["shared_scripts"].update(launchers)

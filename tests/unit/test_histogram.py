@@ -122,3 +122,30 @@ def test_to_dict_is_json_ready() -> None:
     assert data["mean"] == 2.5
     assert json.loads(json.dumps(data))["buckets"][0][2] == 1
     assert "buckets" not in h.to_dict()
+
+
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=200),
+    st.sampled_from([0.01, 0.05, 0.001]),
+)
+@settings(max_examples=60, deadline=None)
+def test_from_buckets_rebuilds_what_buckets_wrote(values: list[float], precision: float) -> None:
+    original = LatencyHistogram(precision)
+    original.extend(values)
+    # As a report's JSON carries them: bounds rounded to a few digits.
+    rows = [(round(low, 9), round(high, 9), n) for low, high, n in original.buckets()]
+    rebuilt = LatencyHistogram.from_buckets(
+        rows,
+        precision=precision,
+        total=original.total,
+        minimum=original.min,
+        maximum=original.max,
+    )
+    assert rebuilt.buckets() == original.buckets()
+    assert rebuilt.count == original.count
+    assert rebuilt.percentiles() == original.percentiles()
+
+
+def test_from_buckets_refuses_a_negative_count() -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        LatencyHistogram.from_buckets([(1.0, 1.01, -1)], precision=0.01)

@@ -154,6 +154,29 @@ class LatencyHistogram:
             rows.append((low, high, self._buckets[index]))
         return rows
 
+    @classmethod
+    def from_buckets(
+        cls,
+        rows: Iterable[tuple[float, float, int]],
+        *,
+        precision: float,
+        total: float = 0.0,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> LatencyHistogram:
+        """The inverse of `buckets()`: a histogram of those rows (a report's JSON, say), with
+        the sum, min and max that rows cannot carry. Each row's bucket is found from its
+        geometric middle, half a bucket away from both bounds, so bounds rounded when they
+        were written still land in the bucket they came from."""
+        hist = cls(precision, total=total, min=minimum, max=maximum)
+        for low, high, n in rows:
+            if n < 0:
+                raise ValueError(f"a bucket cannot hold {n} values")
+            index = hist._index(math.sqrt(low * high) if low > 0 else 0.0)
+            hist._buckets[index] = hist._buckets.get(index, 0) + n
+            hist.count += n
+        return hist
+
     def copy(self) -> LatencyHistogram:
         twin = LatencyHistogram(self.precision)
         twin.merge(self)

@@ -20,7 +20,6 @@ Rules:
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -42,25 +41,16 @@ def histogram_from_dict(data: Mapping[str, Any]) -> LatencyHistogram:
     rows = data.get("buckets")
     if not isinstance(rows, list):
         raise ReportFormatError("a latency histogram without its buckets cannot be merged")
-    precision = _precision(rows)
-    hist = LatencyHistogram(precision)
-    counts: dict[int, int] = {}
-    for row in rows:
-        low, high, n = _bucket_row(row)
-        # The bucket's geometric middle lies half a bucket away from both bounds: its index
-        # does not depend on the rounding of the bounds written to JSON.
-        middle = math.sqrt(low * high) if low > 0 else 0.0
-        index = hist._index(middle)  # the histogram's own bucket rule
-        counts[index] = counts.get(index, 0) + n
-    total_count = sum(counts.values())
-    if data.get("count") != total_count:
-        raise ReportFormatError("a histogram's buckets do not add up to its count")
-    hist._buckets.update(counts)  # restoring the buckets it wrote
-    hist.count = total_count
     mean = data.get("mean")
-    hist.total = float(mean) * total_count if isinstance(mean, int | float) else 0.0
-    hist.min = _float_or_none(data.get("min"))
-    hist.max = _float_or_none(data.get("max"))
+    hist = LatencyHistogram.from_buckets(
+        [_bucket_row(row) for row in rows],
+        precision=_precision(rows),
+        minimum=_float_or_none(data.get("min")),
+        maximum=_float_or_none(data.get("max")),
+    )
+    if data.get("count") != hist.count:
+        raise ReportFormatError("a histogram's buckets do not add up to its count")
+    hist.total = float(mean) * hist.count if isinstance(mean, int | float) else 0.0
     return hist
 
 

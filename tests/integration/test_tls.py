@@ -25,6 +25,7 @@ from echoprobe.net.server import EchoSCP
 from echoprobe.net.tls import PeerVerification, TLSConfig, TLSProfile, build_context
 from echoprobe.options import Timeouts
 from echoprobe.results import Outcome
+from tests.integration.test_echo_classification import wait_until
 from tests.support.tls_certs import CertKit, shared_kit
 
 LOOPS = pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"], indirect=True)
@@ -291,6 +292,29 @@ async def test_failed_handshakes_leave_no_socket(loop_kind: str, kit: CertKit) -
         # The silent peer still holds its accepted sockets: count ours only.
         after = open_descriptors()
     assert after - before <= 5  # the silent peer's 5 held connections, nothing of ours
+
+
+@LOOPS
+async def test_scp_counts_failed_handshakes(loop_kind: str, kit: CertKit) -> None:
+    """A TLS listener's failed handshakes (a plain-TCP DICOM client, a client that gives up,
+    one that does not trust us) are counted, the successful ones are not."""
+    async with EchoSCP(
+        "127.0.0.1", 0, tls=server_config(kit), idle_timeout=10.0, artim_timeout=1.0
+    ) as scp:
+        assert (await echo("127.0.0.1", scp.port, tls=TLSConfig(ca_files=(kit.ca,)))).ok
+        plain = await probe("127.0.0.1", scp.port, timeouts=Timeouts(connect=2.0, acse=2.0))
+        assert plain.outcome is not Outcome.SUCCESS
+        untrusted = await probe("127.0.0.1", scp.port, tls=TLSConfig(ca_files=(kit.other_ca,)))
+        assert untrusted.outcome is Outcome.TLS_VERIFY_FAILED
+        _, writer = await asyncio.open_connection("127.0.0.1", scp.port)
+        writer.close()  # connects and leaves without a word
+        # uvloop frees a failed connection at once; plain asyncio's count waits for the
+        # handshake timeout (artim_timeout 1 s, plus the SCP's 1 s of grace).
+        assert await wait_until(lambda: scp.counters.tls_handshake_failures >= 3, within=5.0)
+        await asyncio.sleep(0.2)
+        assert scp.counters.tls_handshake_failures == 3
+        assert scp.counters.connections == 1
+        assert scp.counters.echoes == 1
 
 
 # --- what the client sends: ALPN "dicom", SNI only when asked ----------------------------------

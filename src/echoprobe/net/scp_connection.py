@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import weakref
 from collections import deque
 from typing import Final, Protocol, cast
 
@@ -96,6 +97,7 @@ class SCPShared(Protocol):
     _waiting: deque[tuple[float, SCPConnection, AssociationRequested]]
     _logged: set[str]
     _ac_cache: dict[tuple[bytes, bool], Answer]
+    _handshaking: dict[weakref.ref[SCPConnection], float]
 
     def _loop_or_raise(self) -> asyncio.AbstractEventLoop: ...
     def _reclaim_slot(self, now: float) -> bool: ...
@@ -120,6 +122,7 @@ class SCPConnection(FaultInjection):
     primitives (`_leave_shortcut`), and the state machine takes it from there."""
 
     __slots__ = (
+        "__weakref__",  # TLS: a connection freed before connection_made failed its handshake
         "_ac_bytes",
         "_accepted_ids",
         "_associated",
@@ -191,6 +194,8 @@ class SCPConnection(FaultInjection):
         # asyncio and uvloop both set TCP_NODELAY on accepted TCP sockets already.
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         scp = self._scp
+        if scp._handshaking:
+            scp._handshaking.pop(weakref.ref(self), None)  # TLS: the handshake succeeded
         scp.counters.connections += 1
         scp._open.add(self)
         now = self._loop.time()

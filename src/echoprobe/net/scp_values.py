@@ -152,6 +152,7 @@ class SCPCounters:
     internal_errors: int = 0  # a bug, caught at the protocol callback (logged once)
     contexts_rejected: int = 0  # presentation contexts refused in the A-ASSOCIATE-ACs sent
     closed_unreleased: int = 0  # associations whose connection closed with no release/abort
+    tls_handshake_failures: int = 0  # TLS clients that failed or never finished the handshake
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

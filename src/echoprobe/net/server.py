@@ -32,6 +32,7 @@ import asyncio
 import errno
 import logging
 import math
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -76,6 +77,7 @@ _Listener = Listener
 _SCPProtocol = SCPConnection
 
 _SHARED_PORT_ATTEMPTS: Final = 20  # port 0 on many addresses: new ports to try when one is taken
+_HANDSHAKE_GRACE: Final = 1.0  # seconds past the handshake timeout before a TLS wait is failed
 # A slot whose association has been in the middle of a PDU this long with no whole PDU since
 # its last is reclaimable when a request waits (a healthy client's PDU arrives in
 # milliseconds; a trickler's never does).
@@ -248,6 +250,8 @@ class EchoSCP:
         # Requests waiting for a slot, oldest first: (give up at, connection, request).
         self._waiting: deque[tuple[float, SCPConnection, AssociationRequested]] = deque()
         self._logged: set[str] = set()  # drop kinds already logged at WARNING
+        # TLS connections whose handshake has not completed → when it must have ended.
+        self._handshaking: dict[weakref.ref[SCPConnection], float] = {}
         self._ac_cache: dict[tuple[bytes, bool], Answer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.TimerHandle | None = None
@@ -279,6 +283,30 @@ class EchoSCP:
         return self.faults if found is None else found
 
     # -- life cycle
+
+    # Under TLS, connection_made comes after the handshake, and neither asyncio nor uvloop
+    # tells the protocol (or anyone) when a handshake fails. A connection still waiting is a
+    # failure once it is freed (at once on uvloop; plain asyncio keeps it in a cycle until the
+    # next garbage collection) or once its handshake timeout has passed, whichever is first.
+
+    def _handshake_started(self, connection: SCPConnection) -> None:
+        deadline = self._loop_or_raise().time() + self.artim_timeout + _HANDSHAKE_GRACE
+        self._handshaking[weakref.ref(connection, self._handshake_failed)] = deadline
+
+    def _handshake_failed(self, ref: weakref.ref[SCPConnection]) -> None:
+        if self._handshaking.pop(ref, None) is None:
+            return
+        self.counters.tls_handshake_failures += 1
+        if "tls_handshake_failures" not in self._logged:
+            self._logged.add("tls_handshake_failures")
+            log.warning(
+                "a TLS client failed or did not finish the handshake (counted as "
+                "tls_handshake_failures; logged once)"
+            )
+
+    def _handshakes_overdue(self, now: float) -> None:
+        for ref in [ref for ref, deadline in self._handshaking.items() if deadline <= now]:
+            self._handshake_failed(ref)
 
     def _loop_or_raise(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -322,7 +350,10 @@ class EchoSCP:
             listener = Listener(host=host, port=wanted)
 
             def factory(listener: Listener = listener) -> asyncio.Protocol:
-                return SCPConnection(self, listener)
+                connection = SCPConnection(self, listener)
+                if self._tls_options:
+                    self._handshake_started(connection)
+                return connection
 
             try:
                 server = await loop.create_server(
@@ -400,6 +431,8 @@ class EchoSCP:
         now = loop.time()
         for proto in list(self._open):
             proto.tick(now)
+        if self._handshaking:
+            self._handshakes_overdue(now)
         if self._waiting:
             self._admit(now)
         self._ticker = loop.call_later(self._tick_every, self._tick)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from operator import attrgetter
 
+from echoprobe import _value_shapes
+
 TYPE_CHECKING = False  # not typing's: importing typing is part of what this module avoids
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,30 +61,45 @@ def _frozen_delattr(self: object, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen value")
 
 
+Shape = tuple[bool, int, tuple[int, ...], bool]  # frozen, field count, factory fields, post-init
+
 # shape → the code of its __init__, with placeholder names: see the module's head.
-_INIT_CODE: dict[tuple[bool, int, tuple[int, ...], bool], CodeType] = {}
+_INIT_CODE: dict[Shape, CodeType] = {}
 _FunctionType: Any = type(lambda: None)  # types.FunctionType, without importing types
 
 
-def _init_code(frozen: bool, count: int, factories: tuple[int, ...], post_init: bool) -> CodeType:
-    """`__init__(self, _0, _1, ...)` of one shape. Frozen: each slot's own descriptor setter
+def shape_name(shape: Shape) -> str:
+    """The name of a shape's function in `_value_shapes`: ``frozen_4_f3_post``."""
+    frozen, count, factories, post_init = shape
+    name = f"{'frozen' if frozen else 'record'}_{count}"
+    name += "".join(f"_f{i}" for i in factories)
+    return name + ("_post" if post_init else "")
+
+
+def shape_source(shape: Shape, name: str = "__init__") -> str:
+    """`def name(self, _0, _1, ...)` of one shape. Frozen: each slot's own descriptor setter
     `_s<i>` (bound per class), measured 40 % faster than object.__setattr__ per field; mutable:
     plain attribute stores to the placeholder names `_a<i>`."""
-    key = (frozen, count, factories, post_init)
-    code = _INIT_CODE.get(key)
+    frozen, count, factories, post_init = shape
+    body = [f"    if _{i} is _MISSING:\n        _{i} = _f{i}()" for i in factories]
+    body += [f"    _s{i}(self, _{i})" if frozen else f"    self._a{i} = _{i}" for i in range(count)]
+    if post_init:
+        body.append("    self.__post_init__()")
+    params = "".join(f", _{i}" for i in range(count))
+    return f"def {name}(self{params}):\n" + ("\n".join(body) or "    pass") + "\n"
+
+
+def _init_code(shape: Shape) -> CodeType:
+    """A shape's code: pre-compiled in `_value_shapes` (every shape `echoscu` loads, written
+    by tools/value_shapes.py, so its start-up compiles nothing), else compiled once here."""
+    code = _INIT_CODE.get(shape)
     if code is None:
-        body = [f"    if _{i} is _MISSING: _{i} = _f{i}()" for i in factories]
-        body += [
-            f"    _s{i}(self, _{i})" if frozen else f"    self._a{i} = _{i}" for i in range(count)
-        ]
-        if post_init:
-            body.append("    self.__post_init__()")
-        params = "".join(f", _{i}" for i in range(count))
-        source = f"def __init__(self{params}):\n" + ("\n".join(body) or "    pass")
-        namespace: dict[str, Any] = {}
-        exec(source, namespace)  # noqa: S102 - code built above from numbers only
-        code = namespace["__init__"].__code__
-        _INIT_CODE[key] = code
+        compiled = getattr(_value_shapes, shape_name(shape), None)
+        if compiled is None:
+            namespace: dict[str, Any] = {}
+            exec(shape_source(shape), namespace)  # noqa: S102 - code built from numbers only
+            compiled = namespace["__init__"]
+        code = _INIT_CODE[shape] = compiled.__code__
     return code
 
 
@@ -107,11 +124,12 @@ def _build(cls: type, frozen: bool) -> type:
     namespace["__value_fields__"] = names
 
     post_init = "__post_init__" in namespace
-    template = _init_code(frozen, len(names), tuple(factories), post_init)
+    template = _init_code((frozen, len(names), tuple(factories), post_init))
     attributes = {f"_a{i}": name for i, name in enumerate(names)}
     code = template.replace(
         co_varnames=("self", *names),
         co_names=tuple(attributes.get(n, n) for n in template.co_names),
+        co_name="__init__",
         co_qualname=f"{cls.__qualname__}.__init__",
     )
     init = _FunctionType(code, globs, "__init__", tuple(defaults) or None)

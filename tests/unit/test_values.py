@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +156,48 @@ def test_bounded_cache_does_not_keep_failures() -> None:
     assert calls == [1, 1]
     with pytest.raises(ValueError):
         bounded_cache(0)
+
+
+def test_echoscu_start_up_compiles_no_value_shape() -> None:
+    """Every shape echoscu's imports build is pre-compiled in `_value_shapes` (start-up time):
+    tools/value_shapes.py --check regenerates it in a fresh interpreter and compares."""
+    tool = Path(__file__).resolve().parents[2] / "tools" / "value_shapes.py"
+    done = subprocess.run(
+        [sys.executable, str(tool), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_shape_not_pre_compiled_is_compiled_on_first_use() -> None:
+    @value
+    class Wide:  # 23 fields: no class on echoscu's path has this shape
+        f0: int
+        f1: int = 1
+        f2: int = 2
+        f3: int = 3
+        f4: int = 4
+        f5: int = 5
+        f6: int = 6
+        f7: int = 7
+        f8: int = 8
+        f9: int = 9
+        f10: int = 10
+        f11: int = 11
+        f12: int = 12
+        f13: int = 13
+        f14: int = 14
+        f15: int = 15
+        f16: int = 16
+        f17: int = 17
+        f18: int = 18
+        f19: int = 19
+        f20: int = 20
+        f21: int = 21
+        f22: list[int] = field(default_factory=list)
+
+    wide = Wide(0, f21=-1)
+    assert (wide.f0, wide.f20, wide.f21, wide.f22) == (0, 20, -1, [])

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from echoprobe.report.dcmtk_config import LogConfigError, load_log_config
 from echoprobe.report.dcmtk_levels import LEVEL_NAMES
 from echoprobe.report.dcmtk_log import (
     DCMNET,
     ROOT,
     DcmtkLogger,
     Level,
-    LogConfigError,
     LogRecord,
     LogSetup,
-    load_log_config,
     parse_level,
     render_default,
     write_text,

@@ -46,6 +46,12 @@ HEAVY = (
     "echoprobe.net.association",
     "echoprobe.results",
     "echoprobe.ul.connection",
+    # loaded only when asked for: -lc files, and -d's association dumps
+    "echoprobe.report.dcmtk_appenders",
+    "echoprobe.report.dcmtk_config",
+    "echoprobe.report.dcmtk_dump",
+    "echoprobe.report.dcmtk_layout",
+    "echoprobe.report.dcmtk_tree",
 )
 
 

@@ -46,7 +46,6 @@ from echoprobe.errors import (
 )
 from echoprobe.net import blocking
 from echoprobe.options import AssociationOptions, Timeouts
-from echoprobe.report.dcmtk_dump import dump_association, hex_dump, status_detail
 from echoprobe.report.dcmtk_log import DcmtkLogger, Level
 from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.constants import (
@@ -97,6 +96,8 @@ class _Report:
     def _dump_ac(self, accept: AssociateAC, raw: bytes) -> None:
         if not self.debug:
             return
+        from echoprobe.report.dcmtk_dump import dump_association, hex_dump  # noqa: PLC0415
+
         log = self.log
         log.debug(
             f"PDU Type: Associate Accept, PDU Length: {len(raw) - 6} + 6 bytes PDU header",
@@ -160,6 +161,8 @@ class _Report:
         if self.debug:
             extra = response.extra_elements
             if extra:
+                from echoprobe.report.dcmtk_dump import status_detail  # noqa: PLC0415
+
                 self.log.debug(status_detail(extra))
 
     def releasing(self) -> None:
@@ -376,6 +379,9 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
         max_pdu=cfg.max_pdu,
     )
     if log.is_enabled(Level.DEBUG):
+        # The dumps are debug output only: loaded when asked for (start-up time).
+        from echoprobe.report.dcmtk_dump import dump_association  # noqa: PLC0415
+
         log.debug(
             "Request Parameters:\n"
             + dump_association(

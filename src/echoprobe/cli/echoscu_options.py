@@ -42,10 +42,8 @@ from echoprobe.report.dcmtk_log import (
     ROOT,
     DcmtkLogger,
     Level,
-    LogConfigError,
     LogRecord,
     LogSetup,
-    load_log_config,
     parse_level,
     render_default,
     write_text,
@@ -581,6 +579,12 @@ def _log_setup(parsed: ParsedArgs) -> LogSetup:
             raise CommandLineError("--log-config not allowed with --log-level")
         if level is not None:
             raise CommandLineError("--log-config not allowed with --verbose, --debug or --quiet")
+        # Reading -lc files (and logging through them) is loaded only when one is given.
+        from echoprobe.report.dcmtk_config import (  # noqa: PLC0415
+            LogConfigError,
+            load_log_config,
+        )
+
         try:
             config = load_log_config(parsed.value(position), parsed.program)
         except LogConfigError as exc:

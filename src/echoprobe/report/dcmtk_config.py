@@ -18,13 +18,11 @@ from __future__ import annotations
 import os
 import time
 
-from echoprobe._values import value
-from echoprobe.report.dcmtk_levels import FS_ENCODING, NOT_SET, Level, parse_level
+from echoprobe.report.dcmtk_levels import FS_ENCODING, NOT_SET, Level, LogConfig, parse_level
 
 __all__ = [
     "LogConfig",
     "LogConfigError",
-    "LogSetup",
     "atoi",
     "hostname",
     "load_log_config",
@@ -36,28 +34,6 @@ __all__ = [
 
 class LogConfigError(Exception):
     """A ``-lc`` file that DCMTK refuses; ``str(exc)`` is DCMTK's message."""
-
-
-@value
-class LogConfig:
-    """A loaded ``-lc`` file: ``log4cplus.`` settings after ``${var}`` expansion."""
-
-    path: str
-    properties: tuple[tuple[str, str], ...]  # prefix "log4cplus." removed, sorted by key
-    loglog: tuple[tuple[str, str], ...] = ()  # (kind, text) internal messages from loading
-
-
-@value
-class LogSetup:
-    """What the command line asked for: a root level, or a configuration file."""
-
-    level: int = Level.WARN
-    config: LogConfig | None = None
-
-    @property
-    def quiet(self) -> bool:
-        """DCMTK's quiet mode: the root logger would drop ERROR messages."""
-        return _root_level_of(self) > Level.ERROR
 
 
 _C_SPACE = " \t\n\v\f\r"
@@ -167,7 +143,23 @@ def load_log_config(path: str, program: str, option: str = "--log-config") -> Lo
         for key, value in props.items()
         if key.startswith("log4cplus.")
     )
-    return LogConfig(path=path, properties=tuple(subset), loglog=tuple(loglog))
+    return LogConfig(
+        path=path,
+        properties=tuple(subset),
+        root_level=_root_level(dict(subset).get("rootLogger", "")),
+        loglog=tuple(loglog),
+    )
+
+
+def _root_level(config: str) -> int:
+    """The root logger's level once a file's ``rootLogger`` setting is applied."""
+    tokens = tokenize(config)
+    if not tokens:
+        return Level.INFO  # rejected string: oflog's start-up level stays
+    level = None if tokens[0] == "INHERITED" else parse_level(tokens[0])
+    # log4cplus really stores NOT_SET on the root (RootLogger's guard is not virtual),
+    # which then enables every level.
+    return NOT_SET if level is None else level
 
 
 def hostname() -> str:
@@ -209,19 +201,6 @@ def atoi(text: str) -> int:
             break
         digits += c
     return sign * int(digits) if digits else 0
-
-
-def _root_level_of(setup: LogSetup) -> int:
-    if setup.config is None:
-        return setup.level
-    props = dict(setup.config.properties)
-    tokens = tokenize(props.get("rootLogger", ""))
-    if not tokens:
-        return Level.INFO  # rejected string: oflog's start-up level stays
-    level = None if tokens[0] == "INHERITED" else parse_level(tokens[0])
-    # log4cplus really stores NOT_SET on the root (RootLogger's guard is not virtual),
-    # which then enables every level.
-    return NOT_SET if level is None else level
 
 
 def tokenize(config: str) -> list[str]:

@@ -17,11 +17,9 @@ import os
 import time
 
 from echoprobe.report.dcmtk_config import atoi, hostname
-from echoprobe.report.dcmtk_levels import LEVEL_NAMES
+from echoprobe.report.dcmtk_levels import LEVEL_NAMES, STARTED
 
 __all__ = ["EMPTY_CONVERTERS", "Converter", "Event", "Layout", "PatternLayout", "SimpleLayout"]
-
-_START = time.time()  # %r: milliseconds since the program started
 
 
 class Event:
@@ -82,7 +80,7 @@ def _convert(kind: str, option: str, event: Event) -> str:
 
         return str(_thread.get_native_id())
     if kind == "r":
-        return str(int((event.stamp - _START) * 1000))
+        return str(int((event.stamp - STARTED) * 1000))
     if kind == "h":
         return hostname()
     if kind == "H":

@@ -1,5 +1,6 @@
 """DCMTK's log levels and line output: log4cplus levels, DCMTK's logger names, the default
-``%P: %m%n`` rendering and the byte-exact write of a log line.
+``%P: %m%n`` rendering, the byte-exact write of a log line, and `LogSetup` (what the command
+line asked for: a level, or an ``-lc`` file, as `LogConfig`).
 
 Rules of this module (DCMTK 3.6.8, oflog/libsrc/oflog.cc):
 
@@ -15,6 +16,7 @@ Rules of this module (DCMTK 3.6.8, oflog/libsrc/oflog.cc):
 from __future__ import annotations
 
 import sys
+import time
 
 from echoprobe._values import value
 
@@ -31,8 +33,11 @@ __all__ = [
     "LEVEL_NAMES",
     "NOT_SET",
     "ROOT",
+    "STARTED",
     "Level",
+    "LogConfig",
     "LogRecord",
+    "LogSetup",
     "ascii_upper",
     "parse_level",
     "render_default",
@@ -78,6 +83,9 @@ _PREFIX: dict[int, str] = {value: name[0] + ": " for value, name in LEVEL_NAMES.
 # log4cplus's NOT_SET_LOG_LEVEL: "inherit" for a logger, "no threshold" for an appender.
 NOT_SET = -1
 FS_ENCODING = sys.getfilesystemencoding()
+# When logging started (%r: milliseconds since then). Here, because the layouts are loaded
+# only once an -lc file asks for them.
+STARTED = time.time()
 
 
 def ascii_upper(text: str) -> str:
@@ -125,3 +133,28 @@ class LogRecord:
     message: str
     logger: str = ROOT
     forced: bool = False  # log4cplus forcedLog: bypasses the logger level, not thresholds
+
+
+@value
+class LogConfig:
+    """A loaded ``-lc`` file (`dcmtk_config.load_log_config` reads it): ``log4cplus.``
+    settings after ``${var}`` expansion, and the root level they set."""
+
+    path: str
+    properties: tuple[tuple[str, str], ...]  # prefix "log4cplus." removed, sorted by key
+    root_level: int
+    loglog: tuple[tuple[str, str], ...] = ()  # (kind, text) internal messages from loading
+
+
+@value
+class LogSetup:
+    """What the command line asked for: a root level, or an ``-lc`` configuration file."""
+
+    level: int = Level.WARN
+    config: LogConfig | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """DCMTK's quiet mode: the root logger would drop ERROR messages."""
+        level = self.level if self.config is None else self.config.root_level
+        return level > Level.ERROR

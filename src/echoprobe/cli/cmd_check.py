@@ -47,6 +47,7 @@ from echoprobe.cli.common import (
     positive_int,
     tls_config,
 )
+from echoprobe.cli.process_exit import exit_now
 from echoprobe.errors import TLSConfigError
 from echoprobe.fleet.sweep import DEFAULT_CONCURRENCY
 from echoprobe.fleet.targets import FORMATS as TARGET_FORMATS
@@ -544,13 +545,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_plugin() -> None:
-    """The `check_dicom` console script. A monitoring server starts one per check, so once the
-    report is flushed it ends with `os._exit`: the interpreter's teardown of every module it
-    loaded (asyncio, ssl, …) is about a fifth of a check's CPU and tells nobody anything."""
-    code = run_check(sys.argv[1:], PLUGIN_PROG)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        sys.exit(code)  # a closed or broken stream: let the interpreter report as it does
-    os._exit(code)
+    """The `check_dicom` console script. A monitoring server starts one per check, so it ends
+    with `os._exit` once its report is flushed (`cli.process_exit`): the interpreter's teardown
+    of asyncio, ssl and the rest was about a fifth of a check's CPU."""
+    exit_now(run_check(sys.argv[1:], PLUGIN_PROG))

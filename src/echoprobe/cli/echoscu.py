@@ -26,6 +26,7 @@ import os
 import sys
 
 from echoprobe.cli.echoscu_options import RCSID, EchoscuConfig, Exit, parse_echoscu
+from echoprobe.cli.process_exit import exit_now
 from echoprobe.dimse.echo import EchoResponse
 from echoprobe.errors import (
     AssociationAborted,
@@ -482,18 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         finally:
             log.close()
     if argv is None:
-        _exit(code)
+        exit_now(code)
     sys.exit(code)
-
-
-def _exit(code: int) -> None:
-    """End the process now: flush what we wrote, then skip the interpreter's teardown."""
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        sys.exit(code)  # a closed or broken stream: let the interpreter report as it does
-    os._exit(code)
 
 
 if _GC_WAS_ENABLED:

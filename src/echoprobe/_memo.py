@@ -5,6 +5,8 @@ about 2 ms of `echoscu`'s start-up, for three small caches of pure functions. Th
 few distinct keys (an SCP's answers, a client's request, peer addresses), so the oldest entry
 is dropped when one is full (first in, first out): a hostile stream of distinct keys still
 costs bounded memory. Exceptions are not cached; keyword calls are passed through uncached.
+Safe to share between threads (an SCP in one, a client in another): each step is one dict
+operation, and an eviction another thread got to first is simply skipped.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ def bounded_cache(maxsize: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 pass
             result = function(*args, **kwargs)
             if len(cache) >= maxsize:
-                del cache[next(iter(cache))]
+                try:  # noqa: SIM105 - contextlib (and functools) cost start-up here
+                    del cache[next(iter(cache))]
+                except (KeyError, RuntimeError, StopIteration):
+                    pass  # another thread changed the cache meanwhile: the bound still holds
             cache[args] = result
             return result
 

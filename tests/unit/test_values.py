@@ -7,6 +7,7 @@ import copy
 import pickle
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,25 @@ def test_a_shape_not_pre_compiled_is_compiled_on_first_use() -> None:
 
     wide = Wide(0, f21=-1)
     assert (wide.f0, wide.f20, wide.f21, wide.f22) == (0, 20, -1, [])
+
+
+def test_bounded_cache_is_safe_to_share_between_threads() -> None:
+    @bounded_cache(8)
+    def double(n: int) -> int:
+        return 2 * n
+
+    failures: list[BaseException] = []
+
+    def hammer(offset: int) -> None:
+        try:
+            for i in range(20_000):
+                assert double((i * 7 + offset) % 50) == 2 * ((i * 7 + offset) % 50)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures

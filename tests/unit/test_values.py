@@ -219,8 +219,13 @@ def test_bounded_cache_is_safe_to_share_between_threads() -> None:
             failures.append(exc)
 
     threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often: the unguarded eviction failed here
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
     assert not failures

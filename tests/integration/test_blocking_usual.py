@@ -10,6 +10,7 @@ timeouts of plain sockets fire (never early), and the usual path really is taken
 from __future__ import annotations
 
 import time
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,13 @@ import pytest
 
 from echoprobe.errors import DIMSETimeout, ProbeError
 from echoprobe.net import blocking
-from echoprobe.net.association import AssociationOutcome, Driver, Observer, run_association
+from echoprobe.net.association import (
+    AssociationOutcome,
+    Driver,
+    Observer,
+    Resume,
+    run_association,
+)
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
@@ -39,6 +46,7 @@ from tests.support.fake_scp import (
     Step,
     Trickle,
 )
+from tests.support.servers import ThreadedEchoSCP
 
 LOCAL = "127.0.0.1"
 SLACK = 0.5  # seconds a timeout may overrun its configured value
@@ -70,7 +78,12 @@ class Recorder:
 
 
 def _run(
-    port: int, options: AssociationOptions, timeouts: Timeouts, *, usual: bool
+    port: int,
+    options: AssociationOptions,
+    timeouts: Timeouts,
+    *,
+    usual: bool,
+    keep_replies: bool = True,
 ) -> tuple[AssociationOutcome | ProbeError, Recorder]:
     request = build_request(
         calling_ae=options.calling_ae,
@@ -82,18 +95,37 @@ def _run(
     request_bytes = encode_pdu(request)
     recorder = Recorder()
 
-    def start_general(clock: Any, observer: Observer) -> tuple[ULConnection, Driver]:
+    def start_general(
+        clock: Any, observer: Observer, resume: Resume | None = None
+    ) -> tuple[ULConnection, Driver]:
         conn = ULConnection(Role.REQUESTOR, max_receive_pdu=options.max_pdu)
         now = clock()
         conn.start_connect(request_bytes, now)
         conn.connection_made(now)
-        return conn, run_association(conn, request, options, timeouts, clock, observer=observer)
+        flow = run_association(
+            conn,
+            request,
+            options,
+            timeouts,
+            clock,
+            observer=observer,
+            resume=resume,
+            keep_replies=keep_replies,
+        )
+        return conn, flow
 
     sock = blocking.connect(LOCAL, port, timeouts.connect)
     try:
         if usual:
             outcome = blocking.drive_usual(
-                sock, request, request_bytes, options, timeouts, recorder, start_general
+                sock,
+                request,
+                request_bytes,
+                options,
+                timeouts,
+                recorder,
+                start_general,
+                keep_replies=keep_replies,
             )
         else:
             conn, flow = start_general(blocking.clock, recorder)
@@ -127,6 +159,8 @@ def _both(steps: Sequence[Step], options: AssociationOptions, timeouts: Timeouts
 FAST = Timeouts(connect=2.0, acse=1.0, dimse=1.0, release=1.0)
 SOCKET = Timeouts(connect=2.0, acse=1.0, dimse=None, release=1.0, socket=0.4)
 SPLIT = Trickle(head=7, head_pause=0.05)
+
+ANSWERED_30: tuple[Step, ...] = tuple(step for _ in range(30) for step in (ReadEcho(), Respond()))
 
 SCENARIOS: dict[str, tuple[list[Step], AssociationOptions]] = {
     "usual": ([ReadPDU(), Accept(), Serve()], AssociationOptions(repeat=3)),
@@ -168,6 +202,27 @@ SCENARIOS: dict[str, tuple[list[Step], AssociationOptions]] = {
         [ReadPDU(), Accept(), ReadEcho(), Sleep(0.2), Respond(), Release()],
         AssociationOptions(),
     ),
+    # Hand-overs after many usual echoes: the procedure resumes after them (no replay).
+    "abort-after-30": (
+        [ReadPDU(), Accept(), *ANSWERED_30, ReadEcho(), Abort()],
+        AssociationOptions(repeat=40),
+    ),
+    "split-after-30": (
+        [ReadPDU(), Accept(), *ANSWERED_30, ReadEcho(), Respond(EchoReply(trickle=SPLIT)), Serve()],
+        AssociationOptions(repeat=40),
+    ),
+    "status-after-30": (
+        [ReadPDU(), Accept(), *ANSWERED_30, ReadEcho(), Respond(EchoReply(status=0xA700)), Serve()],
+        AssociationOptions(repeat=35),
+    ),
+    "collision-after-30": (
+        [ReadPDU(), Accept(), *ANSWERED_30, Serve(release="collision")],
+        AssociationOptions(repeat=30),
+    ),
+    "silent-after-30": (
+        [ReadPDU(), Accept(), *ANSWERED_30, ReadEcho(), Stall()],
+        AssociationOptions(repeat=40),
+    ),
 }
 
 
@@ -191,6 +246,103 @@ def test_the_usual_path_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     assert recorder.calls[0][0] == "accepted"
     assert recorder.calls[-1] == ("releasing",)
     assert [r.message_id for r in scp.echo_requests] == list(range(1, 51))
+
+
+@pytest.mark.parametrize("name", ["usual", "abort-after-30", "split-after-30", "status-after-30"])
+def test_without_replies_only_the_replies_differ(name: str) -> None:
+    """keep_replies=False (echoscu): the same ending, calls and wire, and no reply kept."""
+    steps, options = SCENARIOS[name]
+    for usual in (False, True):
+        with FakeSCP(list(steps)) as scp:
+            kept, kept_calls = _run(scp.port, options, FAST, usual=usual)
+        with FakeSCP(list(steps)) as scp:
+            bare, bare_calls = _run(scp.port, options, FAST, usual=usual, keep_replies=False)
+        assert kept_calls.calls == bare_calls.calls
+        if isinstance(kept, ProbeError):
+            assert _summary(kept) == _summary(bare)
+        else:
+            assert isinstance(bare, AssociationOutcome)
+            assert bare.replies == []
+            assert (bare.release, bare.collision) == (kept.release, kept.collision)
+
+
+class _LastEchoSnapshot:
+    """An observer that keeps nothing per echo, and at the last answer measures what the
+    blocking driver's code holds alive (tracemalloc, allocations made in `net/blocking.py`)."""
+
+    def __init__(self, repeat: int) -> None:
+        self.repeat = repeat
+        self.received = 0
+        self.held = -1
+
+    def association_accepted(self, accept: object, raw: bytes, negotiated: Any) -> None:
+        pass
+
+    def association_failed_no_context(self, accept: object, raw: bytes) -> None:
+        pass
+
+    def echo_sending(self, message_id: int) -> None:
+        pass
+
+    def echo_received(self, response: Any) -> None:
+        self.received += 1
+        if self.received == self.repeat:
+            ours = tracemalloc.Filter(True, blocking.__file__)
+            traces = tracemalloc.take_snapshot().filter_traces([ours])
+            self.held = sum(stat.size for stat in traces.statistics("filename"))
+
+    def releasing(self) -> None:
+        pass
+
+    def aborting(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("keep_replies", [False, True], ids=["echoscu", "replies-kept"])
+def test_a_long_usual_run_keeps_no_state_per_echo(
+    echo_scp: ThreadedEchoSCP, keep_replies: bool
+) -> None:
+    """echoscu's `--repeat` runs for hours: without replies kept, what the usual path holds
+    does not grow with the echoes done (and a hand-over replays none of them)."""
+
+    def held(repeat: int) -> int:
+        options = AssociationOptions(repeat=repeat)
+        request = build_request(
+            calling_ae=options.calling_ae,
+            called_ae=options.called_ae,
+            num_contexts=options.contexts,
+            transfer_syntaxes=options.transfer_syntaxes,
+            max_pdu=options.max_pdu,
+        )
+        observer = _LastEchoSnapshot(repeat)
+
+        def no_fall_back(*args: object) -> tuple[ULConnection, Driver]:
+            raise AssertionError("fell back")
+
+        sock = blocking.connect(LOCAL, echo_scp.port, FAST.connect)
+        tracemalloc.start()
+        try:
+            outcome = blocking.drive_usual(
+                sock,
+                request,
+                encode_pdu(request),
+                options,
+                FAST,
+                observer,
+                no_fall_back,
+                keep_replies=keep_replies,
+            )
+        finally:
+            tracemalloc.stop()
+        assert len(outcome.replies) == (repeat if keep_replies else 0)
+        assert observer.received == repeat
+        return observer.held
+
+    few, many = held(10), held(2010)
+    if keep_replies:
+        assert many - few > 2000 * 50  # the test sees per-echo state when there is some
+    else:
+        assert many - few < 1000, (few, many)
 
 
 @pytest.mark.parametrize("usual", [False, True], ids=["procedure", "usual-path"])

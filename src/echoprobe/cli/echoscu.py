@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from echoprobe.net.association import Driver, Observer
-    from echoprobe.net.outcome import AssociationOutcome
+    from echoprobe.net.outcome import AssociationOutcome, Resume
     from echoprobe.ul.connection import ULConnection
 
 
@@ -434,7 +434,7 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
     request_bytes = encode_pdu(request)
 
     def start_general(
-        clock: Callable[[], float], observer: Observer
+        clock: Callable[[], float], observer: Observer, resume: Resume | None = None
     ) -> tuple[ULConnection, Driver]:
         # The procedure and its state machine: loaded only when the usual path hands over.
         from echoprobe.net.association import run_association  # noqa: PLC0415
@@ -446,14 +446,32 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
         now = clock()
         conn.start_connect(request_bytes, now)
         conn.connection_made(now)
-        return conn, run_association(conn, request, options, timeouts, clock, observer=observer)
+        # No EchoReply kept: nothing prints them, and `--repeat` may run for hours.
+        flow = run_association(
+            conn,
+            request,
+            options,
+            timeouts,
+            clock,
+            observer=observer,
+            keep_replies=False,
+            resume=resume,
+        )
+        return conn, flow
 
     report = _Report(log, request, dictionary_ok=dictionary_ok)
     try:
         if tls_session is None and options.release and dictionary_ok:
             # The usual conversation in byte comparisons; anything else goes to the procedure.
             outcome = blocking.drive_usual(
-                sock, request, request_bytes, options, timeouts, report, start_general
+                sock,
+                request,
+                request_bytes,
+                options,
+                timeouts,
+                report,
+                start_general,
+                keep_replies=False,
             )
         else:
             conn, flow = start_general(blocking.clock, report)

@@ -41,7 +41,7 @@ from echoprobe.errors import (
     SendImpossible,
     TimeoutError_,
 )
-from echoprobe.net.outcome import AssociationOutcome, TimedOut, Wait
+from echoprobe.net.outcome import AssociationOutcome, Resume, TimedOut, Wait
 from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.reply import EchoReply
 from echoprobe.ul.connection import ULConnection
@@ -76,6 +76,7 @@ __all__ = [
     "EchoTally",
     "NullObserver",
     "Observer",
+    "Resume",
     "TimedOut",
     "Wait",
     "run_association",
@@ -253,9 +254,16 @@ def run_association(
     observer: Observer | None = None,
     timings: dict[str, float] | None = None,
     tally: EchoTally | None = None,
+    keep_replies: bool = True,
+    resume: Resume | None = None,
 ) -> Driver:
     """Run A-ASSOCIATE, `options.repeat` C-ECHOs and the release on a connected `conn`
-    (`start_connect` and `connection_made` already called: the RQ is in `data_to_send()`)."""
+    (`start_connect` and `connection_made` already called: the RQ is in `data_to_send()`).
+
+    `keep_replies=False` checks every C-ECHO-RSP but keeps no `EchoReply` (the outcome's
+    `replies` stays empty): echoscu, whose `--repeat` may run for hours in flat memory.
+    `resume`: a driver's usual path already exchanged that many C-ECHOs (fed only the
+    A-ASSOCIATE-AC again); the procedure carries on from the next one."""
     obs: Observer = observer if observer is not None else NullObserver()
     timings = {} if timings is None else timings
     sock_to = timeouts.socket
@@ -288,17 +296,21 @@ def run_association(
     obs.association_accepted(event.accept, event.raw, negotiated)
 
     # --- C-ECHO exchanges (PS3.7 §9.3.5) ------------------------------------------------
-    replies: list[EchoReply] = []
+    replies: list[EchoReply] = [] if resume is None else resume.replies
+    resumed_at = None if resume is None else resume.at
     accepted_ids = frozenset(cid for cid, result in negotiated.context_results if result == 0)
     reassembler = Reassembler(accepted_ids)
     echo_start = now
     try:
-        for index in range(options.repeat):
+        for index in range(0 if resume is None else resume.echoes, options.repeat):
             message_id = message_id_for(index)
             obs.echo_sending(message_id)
             if negotiated.max_send_pdu <= 12:
                 raise SendImpossible(negotiated.max_send_pdu)
-            sent_at = clock()
+            if resumed_at is None:
+                sent_at = clock()
+            else:  # the first request after a hand-over went out when the last answer came
+                sent_at, resumed_at = resumed_at, None
             if conn.state is State.STA6:
                 conn.send_pdata(
                     echo_request_pdus(message_id, negotiated.context_id, negotiated.max_fragment)
@@ -323,14 +335,15 @@ def run_association(
                     raise _raise_for(event, "echo")
             response = parse_echo_response(command[1], message_id)
             received_at = clock()
-            replies.append(
-                EchoReply(
-                    message_id,
-                    response.status,
-                    (received_at - sent_at) * 1000.0,
-                    response.error_comment,
+            if keep_replies:
+                replies.append(
+                    EchoReply(
+                        message_id,
+                        response.status,
+                        (received_at - sent_at) * 1000.0,
+                        response.error_comment,
+                    )
                 )
-            )
             obs.echo_received(response)
             if tally is not None and response.status == 0:
                 tally.total += 1
@@ -347,7 +360,7 @@ def run_association(
         if options.abort_linger > 0:
             yield from _abort_and_linger(conn, options, clock)
         raise
-    now = clock()
+    now = clock() if resumed_at is None else resumed_at  # no echo left after a hand-over
     timings["echo"] = (now - echo_start) * 1000.0
 
     # --- release (PS3.8 §7.2) or abort (§7.3) ------------------------------------------

@@ -33,7 +33,7 @@ from echoprobe.dimse.echo import (
 from echoprobe.errors import ConnectionLost, EchoprobeError, ProbeError
 from echoprobe.net.addresses import format_address, literal_family, strip_brackets
 from echoprobe.net.errors_map import map_connect_error, map_resolve_error
-from echoprobe.net.outcome import AssociationOutcome, TimedOut, Wait
+from echoprobe.net.outcome import AssociationOutcome, Resume, TimedOut, Wait
 from echoprobe.reply import EchoReply
 from echoprobe.ul.codec import RELEASE_RP_BYTES, RELEASE_RQ_BYTES
 from echoprobe.ul.framing import FrameLimits
@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     from echoprobe.options import AssociationOptions, Timeouts
     from echoprobe.ul.connection import ULConnection
     from echoprobe.ul.pdu import AssociateRQ
+
+    # Builds the general procedure for a hand-over: (clock, observer, resume point).
+    StartGeneral = Callable[
+        [Callable[[], float], Observer, Resume | None], tuple[ULConnection, Driver]
+    ]
 
 clock: Callable[[], float] = time.monotonic
 
@@ -226,7 +231,9 @@ def drive_usual(  # noqa: PLR0917 - the procedure's own inputs, in its order
     options: AssociationOptions,
     timeouts: Timeouts,
     observer: Observer,
-    start_general: Callable[[Callable[[], float], Observer], tuple[ULConnection, Driver]],
+    start_general: StartGeneral,
+    *,
+    keep_replies: bool = True,
 ) -> AssociationOutcome:
     """`drive()` for the usual association: our A-ASSOCIATE-RQ, one acceptable A-ASSOCIATE-AC,
     each C-ECHO-RQ answered by the canonical success C-ECHO-RSP, A-RELEASE-RQ and -RP, every PDU
@@ -234,16 +241,19 @@ def drive_usual(  # noqa: PLR0917 - the procedure's own inputs, in its order
     the state machine, the event objects and the generator (most of an echo's CPU).
 
     Anything else (a read that is not exactly the expected PDU, a timeout, a failed write, an
-    interrupt) makes it build the general procedure with `start_general(clock, observer)` and
-    replay into it every read so far at the time it arrived, with the observer calls already
-    made held back; the procedure must want to have sent exactly the bytes already sent
+    interrupt) makes it build the general procedure with `start_general(clock, observer,
+    resume)`, resumed after the C-ECHOs already answered, and replay into it the A-ASSOCIATE-AC
+    and the read that was not the usual one, at the times they arrived, with the observer calls
+    already made held back; the procedure must want to have sent exactly the bytes already sent
     (checked), and carries on from there. So `run_association` stays the one definition of
-    behaviour, as for the asyncio driver's fast path (`net/fastpath.py`).
+    behaviour, as for the asyncio driver's fast path (`net/fastpath.py`), and a hand-over after
+    millions of echoes costs what one after the first does. With `keep_replies=False` no
+    per-echo state is kept at all: memory stays flat however long `--repeat` runs.
 
     Use it only when `options.release`, no total deadline, and the observer's hooks do not raise.
     """
     io = _io_for(sock)
-    usual = _Usual(request, request_bytes, options, timeouts, observer)
+    usual = _Usual(request, request_bytes, options, timeouts, observer, keep_replies=keep_replies)
     try:
         outcome = usual.run(io)
     except BaseException as exc:
@@ -314,20 +324,23 @@ def _ignore(*args: object) -> None:
 
 
 class _Usual:
-    """The usual conversation's state: what was written and what arrived when, kept small (an
-    arrival time per echo, beside the reply the outcome keeps anyway): the bytes are the usual
-    ones, rebuilt for a replay."""
+    """The usual conversation's state: what was written and what arrived when, kept small and
+    independent of the echo count (the replies only when kept): the bytes are the usual ones,
+    rebuilt for a replay, and the procedure resumes after the echoes already answered."""
 
     __slots__ = (
         "ac",
-        "answers",
+        "done",
         "interrupt",
+        "keep_replies",
         "last",
+        "last_answer_at",
         "made",
         "negotiated",
         "observer",
         "options",
         "pending",
+        "replies",
         "request",
         "request_bytes",
         "started",
@@ -342,19 +355,24 @@ class _Usual:
         options: AssociationOptions,
         timeouts: Timeouts,
         observer: Observer,
+        *,
+        keep_replies: bool,
     ) -> None:
         self.request = request
         self.request_bytes = request_bytes
         self.options = options
         self.timeouts = timeouts
         self.observer = observer
+        self.keep_replies = keep_replies
         self.started = 0.0
         self.writes = 0  # attempted: the A-ASSOCIATE-RQ, the C-ECHO-RQs, the A-RELEASE-RQ
         self.ac: tuple[bytes, float] | None = None  # the usual A-ASSOCIATE-AC, when it came
         self.negotiated: Negotiated | None = None
-        self.answers: list[float] = []  # arrival time of each usual C-ECHO-RSP
+        self.done = 0  # C-ECHOs answered the usual way
+        self.last_answer_at = 0.0  # when the last of them was answered
+        self.replies: list[EchoReply] = []  # theirs, when kept
         self.last: tuple[bytes, float] | None = None  # a read that was not the usual one
-        self.made: list[str] = []  # the observer calls made
+        self.made: list[str] = []  # the observer calls the procedure will make again
         self.pending: TimedOut | OSError | None = None  # what else stopped the usual path
         self.interrupt: BaseException | None = None
 
@@ -391,7 +409,8 @@ class _Usual:
     def run(self, io: _KernelTimeouts | _PythonTimeouts) -> AssociationOutcome | None:
         """The usual conversation to its end, or None where it stops being the usual one."""
 
-        timeouts, observer, made, answers = self.timeouts, self.observer, self.made, self.answers
+        timeouts, observer, made, replies = self.timeouts, self.observer, self.made, self.replies
+        keep = self.keep_replies
         self.started = start = clock()
         data = self._exchange(io, self.request_bytes, start, timeouts.acse)
         if data is None:
@@ -406,8 +425,7 @@ class _Usual:
         observer.association_accepted(accept, data, negotiated)
         made.append("association_accepted")
         head, tail = success_response_pdu(negotiated.context_id)
-        replies: list[EchoReply] = []
-        sent_at = ac_at
+        sent_at = self.last_answer_at = ac_at
         context_id, max_fragment = negotiated.context_id, negotiated.max_fragment
         for index in range(self.options.repeat):
             message_id = message_id_for(index)
@@ -421,11 +439,13 @@ class _Usual:
             if data != head + _LE16.pack(message_id) + tail:
                 self.last = (data, received_at)
                 return None
-            answers.append(received_at)
             response = parse_echo_response(data[12:], message_id)
-            replies.append(EchoReply(message_id, 0, (received_at - sent_at) * 1000.0, None))
+            if keep:
+                replies.append(EchoReply(message_id, 0, (received_at - sent_at) * 1000.0, None))
+            # Answered: a hand-over resumes after this echo, so its call is not made again.
+            self.done, self.last_answer_at = index + 1, received_at
+            made.pop()
             observer.echo_received(response)
-            made.append("echo_received")
             sent_at = received_at
         observer.releasing()
         made.append("releasing")
@@ -444,39 +464,38 @@ class _Usual:
         return AssociationOutcome(negotiated, replies, timings)
 
     def _reads(self) -> Iterator[tuple[bytes, float]]:
-        """Every read so far, rebuilt, with its arrival time."""
-        if self.ac is not None and self.negotiated is not None:
+        """The reads the resumed procedure needs, with their arrival times: the A-ASSOCIATE-AC
+        (the answers of the echoes done are not replayed), and the read that was not usual."""
+        if self.ac is not None:
             yield self.ac
-            head, tail = success_response_pdu(self.negotiated.context_id)
-            for index, at in enumerate(self.answers):
-                yield head + _LE16.pack(message_id_for(index)) + tail, at
         if self.last is not None:
             yield self.last
 
     def _writes(self) -> Iterator[bytes]:
-        """Every write attempted so far, rebuilt."""
+        """The writes the resumed procedure makes again, rebuilt: the A-ASSOCIATE-RQ, and those
+        attempted after the echoes done (their C-ECHO-RQs are not made again)."""
         left = self.writes
         if left:
             yield self.request_bytes
             left -= 1
         negotiated = self.negotiated
-        echoes = min(left, self.options.repeat)
+        left -= min(left, self.done)
+        echoes = min(left, self.options.repeat - self.done)
         if negotiated is not None:
-            for index in range(echoes):
+            for index in range(self.done, self.done + echoes):
                 yield echo_request_pdus(
                     message_id_for(index), negotiated.context_id, negotiated.max_fragment
                 )
         if left > echoes:
             yield RELEASE_RQ_BYTES
 
-    def fall_back(
-        self,
-        run: _Run,
-        start_general: Callable[[Callable[[], float], Observer], tuple[ULConnection, Driver]],
-    ) -> tuple[Wait, bool]:
+    def fall_back(self, run: _Run, start_general: StartGeneral) -> tuple[Wait, bool]:
         """Build the general procedure, replay into it, and give `_general` where it stands."""
         replay = _ReplayClock(self.started)
-        conn, flow = start_general(replay, _HeldBack(self.observer, self.made))
+        resume = None
+        if self.negotiated is not None:
+            resume = Resume(self.done, self.replies, self.last_answer_at)
+        conn, flow = start_general(replay, _HeldBack(self.observer, self.made), resume)
         run.conn, run.flow = conn, flow
         # Every write the usual path made answered the read before it, as the procedure's own
         # would have; after the last read it may have written (then stopped: a timeout or a

@@ -1,5 +1,5 @@
-"""What the association procedure and its drivers exchange: `Wait`, `TimedOut`, and the
-`AssociationOutcome` a completed association returns.
+"""What the association procedure and its drivers exchange: `Wait`, `TimedOut`, the
+`AssociationOutcome` a completed association returns, and the `Resume` point of a hand-over.
 
 Split from `net.association` so that a driver's usual path (`blocking.drive_usual`, echoscu's
 start-up) can return an outcome without importing the state machine it only needs when the
@@ -59,3 +59,15 @@ class AssociationOutcome:
     release: str = "released"
     release_error: ProbeError | None = None
     collision: bool = False  # the peer's A-RELEASE-RQ crossed ours (PS3.8 §7.2, Sta9/Sta11)
+
+
+@record
+class Resume:
+    """Where a driver's usual path hands the association over to `run_association` after
+    `echoes` C-ECHOs already answered (`replies`: theirs, when kept): the procedure starts at
+    the next one, whose C-ECHO-RQ went out at `at` (when the last answer arrived), and needs no
+    replay of the answers before it."""
+
+    echoes: int
+    replies: list[EchoReply]
+    at: float

@@ -29,6 +29,7 @@ from echoprobe.options import AssociationOptions, Timeouts
 from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
 from echoprobe.ul.negotiation import build_request
+from echoprobe.ul.pdu import AssociateRQ
 from tests.support.fake_scp import (
     Abort,
     Accept,
@@ -77,6 +78,16 @@ class Recorder:
         self.calls.append(("aborting",))
 
 
+def _request(options: AssociationOptions) -> AssociateRQ:
+    return build_request(
+        calling_ae=options.calling_ae,
+        called_ae=options.called_ae,
+        num_contexts=options.contexts,
+        transfer_syntaxes=options.transfer_syntaxes,
+        max_pdu=options.max_pdu,
+    )
+
+
 def _run(
     port: int,
     options: AssociationOptions,
@@ -85,13 +96,7 @@ def _run(
     usual: bool,
     keep_replies: bool = True,
 ) -> tuple[AssociationOutcome | ProbeError, Recorder]:
-    request = build_request(
-        calling_ae=options.calling_ae,
-        called_ae=options.called_ae,
-        num_contexts=options.contexts,
-        transfer_syntaxes=options.transfer_syntaxes,
-        max_pdu=options.max_pdu,
-    )
+    request = _request(options)
     request_bytes = encode_pdu(request)
     recorder = Recorder()
 
@@ -307,13 +312,7 @@ def test_a_long_usual_run_keeps_no_state_per_echo(
 
     def held(repeat: int) -> int:
         options = AssociationOptions(repeat=repeat)
-        request = build_request(
-            calling_ae=options.calling_ae,
-            called_ae=options.called_ae,
-            num_contexts=options.contexts,
-            transfer_syntaxes=options.transfer_syntaxes,
-            max_pdu=options.max_pdu,
-        )
+        request = _request(options)
         observer = _LastEchoSnapshot(repeat)
 
         def no_fall_back(*args: object) -> tuple[ULConnection, Driver]:

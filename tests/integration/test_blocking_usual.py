@@ -25,11 +25,9 @@ from echoprobe.net.association import (
     Resume,
     run_association,
 )
+from echoprobe.net.procedure import request_for
 from echoprobe.options import AssociationOptions, Timeouts
-from echoprobe.ul.codec import encode_pdu
 from echoprobe.ul.connection import Role, ULConnection
-from echoprobe.ul.negotiation import build_request
-from echoprobe.ul.pdu import AssociateRQ
 from tests.support.fake_scp import (
     Abort,
     Accept,
@@ -78,16 +76,6 @@ class Recorder:
         self.calls.append(("aborting",))
 
 
-def _request(options: AssociationOptions) -> AssociateRQ:
-    return build_request(
-        calling_ae=options.calling_ae,
-        called_ae=options.called_ae,
-        num_contexts=options.contexts,
-        transfer_syntaxes=options.transfer_syntaxes,
-        max_pdu=options.max_pdu,
-    )
-
-
 def _run(
     port: int,
     options: AssociationOptions,
@@ -96,8 +84,7 @@ def _run(
     usual: bool,
     keep_replies: bool = True,
 ) -> tuple[AssociationOutcome | ProbeError, Recorder]:
-    request = _request(options)
-    request_bytes = encode_pdu(request)
+    request, request_bytes = request_for(options)
     recorder = Recorder()
 
     def start_general(
@@ -312,7 +299,7 @@ def test_a_long_usual_run_keeps_no_state_per_echo(
 
     def held(repeat: int) -> int:
         options = AssociationOptions(repeat=repeat)
-        request = _request(options)
+        request, request_bytes = request_for(options)
         observer = _LastEchoSnapshot(repeat)
 
         def no_fall_back(*args: object) -> tuple[ULConnection, Driver]:
@@ -324,7 +311,7 @@ def test_a_long_usual_run_keeps_no_state_per_echo(
             outcome = blocking.drive_usual(
                 sock,
                 request,
-                encode_pdu(request),
+                request_bytes,
                 options,
                 FAST,
                 observer,

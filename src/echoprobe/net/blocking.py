@@ -408,7 +408,6 @@ class _Usual:
 
     def run(self, io: _KernelTimeouts | _PythonTimeouts) -> AssociationOutcome | None:
         """The usual conversation to its end, or None where it stops being the usual one."""
-
         timeouts, observer, made, replies = self.timeouts, self.observer, self.made, self.replies
         keep = self.keep_replies
         self.started = start = clock()

@@ -3,6 +3,7 @@ garbage collector left as it was for importers, output flushed before the fast e
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -96,3 +97,16 @@ def test_the_fast_exit_flushes_and_keeps_the_exit_code() -> None:
     )
     assert refused.returncode == 1
     assert "Connection refused" in refused.stderr + refused.stdout
+
+
+def test_a_reader_that_goes_away_ends_it_by_sigpipe_as_dcmtk() -> None:
+    """`echoscu -d ... 2>&1 | head`: DCMTK dies by SIGPIPE (the shell says 141); so does ours,
+    not with Python's BrokenPipeError and exit 1."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "echoprobe.cli.echoscu", "-d", "-to", "1", "127.0.0.1", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stderr is not None
+    child.stderr.close()  # before it writes its first debug line (start-up takes ~10 ms)
+    assert child.wait(timeout=60) == -signal.SIGPIPE

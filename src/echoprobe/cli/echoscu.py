@@ -22,6 +22,7 @@ import gc
 _GC_WAS_ENABLED = gc.isenabled()
 gc.disable()  # until the end of this module: see its start-up rules
 
+import _signal  # type: ignore[import-not-found]  # signal.py's C half; no stub
 import os
 import sys
 
@@ -485,9 +486,14 @@ def run(cfg: EchoscuConfig, log: DcmtkLogger) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command: `argv` None means this process's command line, and then the process ends
-    here (`_exit`); with an explicit `argv` it raises SystemExit like any command."""
+    here (`exit_now`); with an explicit `argv` it raises SystemExit like any command."""
     if argv is None:
         gc.freeze()  # the modules' objects: never collected, never scanned again
+        # A reader that goes away (`echoscu -d ... 2>&1 | head`) ends the process by SIGPIPE,
+        # as it ends DCMTK's (status 141), not Python's BrokenPipeError and exit 1. `_signal`,
+        # not `signal`: that one imports enum (start-up time).
+        if hasattr(_signal, "SIGPIPE"):
+            _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
     args = list(sys.argv if argv is None else argv)
     parsed = parse_echoscu(args[1:], args[0] if args else "echoscu")
     if isinstance(parsed, Exit):
